@@ -1,0 +1,232 @@
+/*
+ * kvtier: a tiered KV-cache offload store for LLM inference. The C API.
+ *
+ * Conventions (apply to every function below unless its comment says otherwise):
+ *  - Every function returns kvt_status_t; results come back through out-parameters. KVT_NOT_FOUND
+ *    is an ordinary answer, not a failure.
+ *  - On any status other than KVT_OK, kvt_last_error() returns a message naming what was wrong
+ *    (which argument, which file, which errno). Bad arguments return KVT_INVALID_ARGUMENT and change
+ *    nothing: not the store's contents, not its counters, not the out-parameters.
+ *  - No C++ exception and no abort crosses this boundary.
+ *  - Memory the library allocates for the caller is freed with kvt_free.
+ *  - All functions are thread-safe on one store, except that kvt_close must not race any other call
+ *    on the same store, and an options object must not be mutated by two threads at once.
+ *  - "Blocks" means the call may wait for I/O or for a lock held by another thread for a short time;
+ *    none of them waits for another caller's long operation unless stated.
+ *
+ * Data model: a namespace (kvt_namespace_open) fixes everything that makes KV bytes incompatible or
+ * private. A block key is a 128-bit chained hash of a token prefix within that namespace
+ * (kvt_hash_tokens). A block's payload is layer-major: for each layer, K then V, each
+ * [block_tokens][kv_heads][head_dim] elements of kv_dtype (MLA: one latent tensor
+ * [block_tokens][head_dim] per layer); kvt_block_bytes gives its size.
+ */
+#ifndef KVTIER_KVTIER_H_
+#define KVTIER_KVTIER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KVT_API __attribute__((visibility("default")))
+#else
+#define KVT_API
+#endif
+
+typedef struct kvt_store kvt_store;
+typedef struct kvt_options kvt_options;
+typedef struct kvt_ticket kvt_ticket; /* an async prefetch in flight */
+typedef struct {
+  uint64_t lo, hi;
+} kvt_key; /* 128-bit chained block key */
+
+typedef enum {
+  KVT_OK = 0,
+  KVT_NOT_FOUND,
+  KVT_INVALID_ARGUMENT,
+  KVT_IO_ERROR,
+  KVT_CORRUPTION,
+  KVT_NO_SPACE,
+  KVT_BUSY,
+  KVT_TIMEOUT,
+  KVT_UNAVAILABLE,
+  KVT_PERMISSION_DENIED,
+  KVT_INTERNAL
+} kvt_status_t;
+
+typedef enum {
+  KVT_TIER_NONE = -1,
+  KVT_TIER_HBM = 0,
+  KVT_TIER_HOST = 1,
+  KVT_TIER_NVME = 2,
+  KVT_TIER_REMOTE = 3
+} kvt_tier_t;
+
+/* kvt_namespace_desc.flags */
+#define KVT_NS_MLA 0x1u /* one latent tensor per layer instead of K and V */
+
+typedef struct {
+  const char* model;       /* model name and weights revision; required, non-empty */
+  const char* kv_dtype;    /* "fp16" | "bf16" | "fp8_e4m3" | "int8" */
+  const char* tenant_salt; /* may be NULL or "": shared cache */
+  const char* adapter;     /* LoRA adapter id, may be NULL */
+  uint32_t layers, kv_heads, head_dim, block_tokens; /* all > 0 (kv_heads ignored for MLA) */
+  uint32_t tp_rank; /* tensor-parallel rank whose shard these blocks hold */
+  uint32_t flags;   /* KVT_NS_MLA */
+} kvt_namespace_desc;
+
+/* ---- library -------------------------------------------------------------------------------- */
+
+/* The library version, "MAJOR.MINOR.PATCH". Static storage; never NULL. */
+KVT_API const char* kvt_version(void);
+
+/* The calling thread's message for its last non-OK status; "" before any error. Never NULL.
+ * Valid until this thread's next kvtier call. */
+KVT_API const char* kvt_last_error(void);
+
+/* A static name for a status ("KVT_NOT_FOUND"), "KVT_UNKNOWN" for a value outside the enum. */
+KVT_API const char* kvt_status_name(kvt_status_t s);
+
+/* Frees memory the library allocated for the caller (kvt_stats_json). NULL is a no-op. */
+KVT_API void kvt_free(void* p);
+
+/* ---- options -------------------------------------------------------------------------------- */
+
+/* A new options object holding the defaults; NULL only when out of memory. Free with
+ * kvt_options_destroy (NULL is a no-op). */
+KVT_API kvt_options* kvt_options_create(void);
+KVT_API void kvt_options_destroy(kvt_options* o);
+
+/* Sets one option by name. Names and values (defaults in brackets):
+ *   dir            directory for the NVMe tier and the lock file ["./kvtier-data"]
+ *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]
+ *   hbm_bytes      HBM tier budget ["0": no HBM tier]
+ *   nvme_bytes     NVMe tier budget ["0": no NVMe tier]
+ *   host_policy    "lru" | "s3fifo" | "chain_lru" ["lru"]
+ *   write_policy   "write_through" | "write_back" ["write_back"]
+ *   hash_secret    hex string (even length, up to 128 bytes) for keyed block hashing [""]
+ *   remote         "host:port,host:port" [""]
+ *   auth_secret    shared secret for kvtierd [""]
+ *   io_depth       io_uring queue depth, 1..4096 ["64"]
+ *   host_slab_bytes  size of one host-pool slab, 4KiB-aligned ["16MiB"]
+ *   host_mlock     "true" | "false": lock the host pool in RAM where allowed ["true"]
+ *   verify_host_reads  "true" | "false": verify checksums on host-tier reads too ["false"]
+ * Returns KVT_INVALID_ARGUMENT for NULL arguments, an unknown name or a malformed value, leaving
+ * the options unchanged. Does not block. */
+KVT_API kvt_status_t kvt_options_set(kvt_options* o, const char* name, const char* value);
+
+/* Reads "name = value" lines (blank lines and lines starting with '#' ignored) and sets each as
+ * kvt_options_set would. All or nothing: on any error (unreadable file, a bad line, reported with
+ * its line number) the options are left unchanged. Blocks on file I/O. */
+KVT_API kvt_status_t kvt_options_load_file(kvt_options* o, const char* path);
+
+/* ---- store ---------------------------------------------------------------------------------- */
+
+/* Opens a store. Creates `dir` (and parents) when missing. The options are copied; the caller may
+ * destroy them afterwards. KVT_INVALID_ARGUMENT: NULL arguments or inconsistent options;
+ * KVT_BUSY: the directory is locked by another open store; KVT_CORRUPTION: the directory holds
+ * another on-disk format version; KVT_IO_ERROR / KVT_PERMISSION_DENIED: the directory cannot be
+ * used. Blocks (allocates and may lock the host pool). */
+KVT_API kvt_status_t kvt_open(const kvt_options* o, kvt_store** out);
+
+/* Flushes and closes. NULL is a no-op returning KVT_OK. The store is freed even when the flush
+ * fails (the status says so). Must not race other calls on the same store; tickets must have
+ * been released first. */
+KVT_API kvt_status_t kvt_close(kvt_store* s);
+
+/* Makes every block acknowledged so far durable in the tiers that persist (NVMe, remote).
+ * With only volatile tiers configured it returns KVT_OK at once. Blocks. */
+KVT_API kvt_status_t kvt_flush(kvt_store* s);
+
+/* ---- namespaces and keys -------------------------------------------------------------------- */
+
+/* Registers (or finds) a namespace and returns its 64-bit id. The same description always gives
+ * the same id, in every process. KVT_INVALID_ARGUMENT: NULL, missing model, unknown dtype, zero
+ * geometry, or a block larger than the store can hold. Does not block. */
+KVT_API kvt_status_t kvt_namespace_open(kvt_store* s, const kvt_namespace_desc* d, uint64_t* ns);
+
+/* Payload size of one block of namespace ns. KVT_NOT_FOUND: ns was never opened on this store. */
+KVT_API kvt_status_t kvt_block_bytes(kvt_store* s, uint64_t ns, size_t* bytes);
+
+/* One key per FULL block of tokens; a trailing partial block gets no key. keys may be NULL only
+ * when keys_cap is 0. keys_cap smaller than the number of full blocks: KVT_INVALID_ARGUMENT with
+ * *n_keys set to the number needed. n_tokens == 0 gives *n_keys = 0. Pure computation. */
+KVT_API kvt_status_t kvt_hash_tokens(kvt_store* s, uint64_t ns, const int32_t* tokens,
+                                     size_t n_tokens, kvt_key* keys, size_t keys_cap,
+                                     size_t* n_keys);
+
+/* Longest cached prefix: *prefix_blocks = number of leading keys that are all cached (any tier);
+ * tiers (optional, n entries) receives where each key is, KVT_TIER_NONE for a miss. The chain is
+ * verified: block i counts only if its stored parent is keys[i-1] (the root for i = 0); a key
+ * whose stored parent differs is reported KVT_TIER_NONE and counted as a collision. Does not
+ * promote or touch payloads; does count as an access for eviction. */
+KVT_API kvt_status_t kvt_lookup(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
+                                size_t* prefix_blocks, kvt_tier_t* tiers);
+
+/* Hashes the tokens (as kvt_hash_tokens), looks the keys up, and verifies each hit's stored token
+ * ids against the caller's, so a hash collision is a miss. keys receives the keys of all full
+ * blocks (*n_keys); *prefix_blocks counts the verified cached prefix; tiers (optional, keys_cap
+ * entries) as in kvt_lookup. */
+KVT_API kvt_status_t kvt_match_prefix(kvt_store* s, uint64_t ns, const int32_t* tokens,
+                                      size_t n_tokens, kvt_key* keys, size_t keys_cap,
+                                      size_t* n_keys, size_t* prefix_blocks, kvt_tier_t* tiers);
+
+/* The root key of namespace ns: the parent to pass for block 0. (The C_API contract also accepts
+ * {0,0} for block 0's parent; both mean "no parent".) */
+KVT_API kvt_status_t kvt_namespace_root(kvt_store* s, uint64_t ns, kvt_key* root);
+
+/* ---- host-buffer data path ------------------------------------------------------------------ */
+
+/* Copies `bytes` (must equal kvt_block_bytes) from data into the host tier under key. parent is the
+ * previous block's key ({0,0} or the root for block 0); tokens are the block's block_tokens token
+ * ids, or NULL (then hits on this block are unverified). Putting a key that is already stored with
+ * the same parent and tokens refreshes it and returns KVT_OK. KVT_BUSY: the tier is full and every
+ * block in it is pinned by reads in flight (nothing was stored). Blocks on a memcpy. */
+KVT_API kvt_status_t kvt_put(kvt_store* s, uint64_t ns, kvt_key key, kvt_key parent,
+                             const int32_t* tokens, const void* data, size_t bytes);
+
+/* Copies a stored block into dst (dst_bytes must equal kvt_block_bytes). KVT_NOT_FOUND: not
+ * stored, or its checksum failed (the entry is then dropped and counted). Blocks on a memcpy
+ * (or on I/O for lower tiers). */
+KVT_API kvt_status_t kvt_get(kvt_store* s, uint64_t ns, kvt_key key, void* dst, size_t dst_bytes);
+
+/* Removes one block from every tier. KVT_NOT_FOUND when it was not stored. A block being read
+ * by another thread stays readable by that thread until its read ends. */
+KVT_API kvt_status_t kvt_remove(kvt_store* s, uint64_t ns, kvt_key key);
+
+/* Empties the namespace in every tier; its id stays valid and reads as empty. */
+KVT_API kvt_status_t kvt_drop_namespace(kvt_store* s, uint64_t ns);
+
+/* ---- async prefetch ------------------------------------------------------------------------- */
+
+/* Starts bringing keys into the target tier and returns a ticket at once. The keys array is
+ * copied. Keys that are not stored anywhere make the ticket complete with KVT_NOT_FOUND. Release
+ * every ticket with kvt_ticket_release. Target KVT_TIER_HOST is supported now; other targets
+ * return KVT_UNAVAILABLE until their tier exists in this build. */
+KVT_API kvt_status_t kvt_prefetch(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
+                                  kvt_tier_t target, kvt_ticket** out);
+
+/* Waits until every layer of every block is resident (timeout_us < 0: forever; 0: poll).
+ * KVT_OK, KVT_TIMEOUT, or the prefetch's failure (KVT_NOT_FOUND when a key was missing). */
+KVT_API kvt_status_t kvt_ticket_wait(kvt_ticket* t, int64_t timeout_us);
+
+/* As kvt_ticket_wait, for one layer (0 <= layer < the namespace's layers). */
+KVT_API kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_t timeout_us);
+
+/* Releases the ticket and the pins it holds. NULL is a no-op. */
+KVT_API void kvt_ticket_release(kvt_ticket* t);
+
+/* ---- observability -------------------------------------------------------------------------- */
+
+/* Stats as a JSON object: per tier hits, misses, inserts, evictions, bytes in/out, collisions,
+ * checksum failures, rejections, capacity and use. The caller frees *json with kvt_free. */
+KVT_API kvt_status_t kvt_stats_json(kvt_store* s, char** json);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KVTIER_KVTIER_H_ */

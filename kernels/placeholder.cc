@@ -1,0 +1,1 @@
+// Kernels and their CPU references are added here (issue 5).

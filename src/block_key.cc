@@ -1,0 +1,152 @@
+// Compiled twice: normally, and with KVT_TEST_KEY_BITS=N for the forced-collision test build,
+// where block keys keep only N bits so that distinct prefixes collide on purpose.
+#include "src/block_key.h"
+
+#include <cstring>
+
+namespace kvt {
+namespace {
+
+void PutU32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string* s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+// One field: tag byte, 4-byte length, bytes.
+void PutField(std::string* s, uint8_t tag, std::string_view bytes) {
+  s->push_back(static_cast<char>(tag));
+  PutU32(s, static_cast<uint32_t>(bytes.size()));
+  s->append(bytes.data(), bytes.size());
+}
+void PutFieldU32(std::string* s, uint8_t tag, uint32_t v) {
+  std::string b;
+  PutU32(&b, v);
+  PutField(s, tag, b);
+}
+
+// Serializes tag | parent | tokens (all little-endian) into buf.
+void SerializeBlock(char tag, const Hash128* parent, std::span<const int32_t> tokens,
+                    std::string* buf) {
+  buf->clear();
+  buf->reserve(1 + 16 + tokens.size() * 4);
+  buf->push_back(tag);
+  if (parent != nullptr) {
+    PutU64(buf, parent->lo);
+    PutU64(buf, parent->hi);
+  }
+  for (int32_t t : tokens) PutU32(buf, static_cast<uint32_t>(t));
+}
+
+Hash128 Truncate(Hash128 h) {
+#ifdef KVT_TEST_KEY_BITS
+  static_assert(KVT_TEST_KEY_BITS > 0 && KVT_TEST_KEY_BITS < 64);
+  return Hash128{h.lo & ((uint64_t{1} << KVT_TEST_KEY_BITS) - 1), 0};
+#else
+  return h;
+#endif
+}
+
+}  // namespace
+
+int BlockKeyBits() {
+#ifdef KVT_TEST_KEY_BITS
+  return KVT_TEST_KEY_BITS;
+#else
+  return 128;
+#endif
+}
+
+StatusOr<DType> ParseKvDType(std::string_view name) {
+  DType t;
+  if (ParseDType(std::string(name).c_str(), &t) && IsKvDType(t)) return t;
+  return Status::InvalidArgument("kv_dtype '" + std::string(name) +
+                                 "' is not one of fp16, bf16, fp8_e4m3, int8");
+}
+
+StatusOr<Geometry> ValidateNamespace(const NamespaceDesc& d) {
+  if (d.model.empty()) return Status::InvalidArgument("namespace: model is empty");
+  KVT_ASSIGN_OR_RETURN(DType dt, ParseKvDType(d.kv_dtype));
+  if ((d.flags & ~1u) != 0) {
+    return Status::InvalidArgument("namespace: unknown flags 0x" + std::to_string(d.flags));
+  }
+  Geometry g;
+  g.dtype = dt;
+  g.mla = (d.flags & 1u) != 0;
+  g.layers = d.layers;
+  g.kv_heads = g.mla ? 1 : d.kv_heads;
+  g.head_dim = d.head_dim;
+  g.block_tokens = d.block_tokens;
+  if (g.layers == 0) return Status::InvalidArgument("namespace: layers is 0");
+  if (g.kv_heads == 0) return Status::InvalidArgument("namespace: kv_heads is 0");
+  if (g.head_dim == 0) return Status::InvalidArgument("namespace: head_dim is 0");
+  if (g.block_tokens == 0) return Status::InvalidArgument("namespace: block_tokens is 0");
+  if (g.BlockBytes() > (uint64_t{1} << 32) - 4096) {
+    return Status::InvalidArgument("namespace: a block of " + std::to_string(g.BlockBytes()) +
+                                   " bytes exceeds the 4 GiB block limit");
+  }
+  return g;
+}
+
+std::string EncodeNamespace(const NamespaceDesc& d) {
+  std::string s = "kvtier-ns-v1";
+  PutField(&s, 1, d.model);
+  PutField(&s, 2, d.kv_dtype);
+  PutField(&s, 3, d.tenant_salt);
+  PutField(&s, 4, d.adapter);
+  PutFieldU32(&s, 5, d.layers);
+  PutFieldU32(&s, 6, (d.flags & 1u) ? 1 : d.kv_heads);
+  PutFieldU32(&s, 7, d.head_dim);
+  PutFieldU32(&s, 8, d.block_tokens);
+  PutFieldU32(&s, 9, d.tp_rank);
+  PutFieldU32(&s, 10, d.flags);
+  return s;
+}
+
+KeyHasher::KeyHasher(const std::string& secret) {
+  if (!secret.empty()) {
+    keyed_ = true;
+    DeriveSecret(secret.data(), secret.size(), secret_.data());
+  }
+}
+
+Hash128 KeyHasher::Hash(const void* data, size_t len) const {
+  return keyed_ ? Hash128WithSecret(data, len, secret_.data(), secret_.size())
+                : Hash128Of(data, len);
+}
+
+uint64_t KeyHasher::NamespaceId(const NamespaceDesc& d) const {
+  std::string enc = "I" + EncodeNamespace(d);
+  return Hash(enc.data(), enc.size()).lo;
+}
+
+Hash128 KeyHasher::RootKey(const NamespaceDesc& d) const {
+  std::string enc = "R" + EncodeNamespace(d);
+  return Truncate(Hash(enc.data(), enc.size()));
+}
+
+Hash128 KeyHasher::BlockKey(const Hash128& parent, std::span<const int32_t> tokens) const {
+  thread_local std::string buf;
+  SerializeBlock('B', &parent, tokens, &buf);
+  return Truncate(Hash(buf.data(), buf.size()));
+}
+
+Hash128 KeyHasher::TokensDigest(std::span<const int32_t> tokens) const {
+  thread_local std::string buf;
+  SerializeBlock('T', nullptr, tokens, &buf);
+  return Hash(buf.data(), buf.size());
+}
+
+void KeyHasher::ChainKeys(const Hash128& root, std::span<const int32_t> tokens,
+                          uint32_t block_tokens, std::vector<Hash128>* out) const {
+  out->clear();
+  const size_t n = block_tokens == 0 ? 0 : tokens.size() / block_tokens;
+  out->reserve(n);
+  Hash128 parent = root;
+  for (size_t i = 0; i < n; ++i) {
+    parent = BlockKey(parent, tokens.subspan(i * block_tokens, block_tokens));
+    out->push_back(parent);
+  }
+}
+
+}  // namespace kvt

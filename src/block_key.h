@@ -1,0 +1,90 @@
+// Namespaces and chained block keys.
+//
+// A namespace is everything that makes KV bytes incompatible or private (model, dtype, geometry,
+// TP rank, adapter, tenant salt). Its fields are encoded tagged and length-prefixed, so no two
+// different descriptions share an encoding ("a"+"bc" differs from "ab"+"c"), and hashed into a
+// 64-bit namespace id and a 128-bit root key.
+//
+// key[i] = XXH3-128('B' | key[i-1] | token ids of block i, little-endian), key[-1] = root key.
+// With a deployment secret the hash is keyed (XXH3 with a secret derived from it), so outsiders
+// cannot craft collisions. Every input is serialized explicitly little-endian: keys are identical
+// across processes, runs and machines for the same input.
+//
+// Thread safety: KeyHasher is immutable after construction and safe to share.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/hash.h"
+#include "base/status.h"
+#include "kernels/dtype.h"
+
+namespace kvt {
+
+// A KV element type by the C API's name; InvalidArgument names the bad value.
+StatusOr<DType> ParseKvDType(std::string_view name);
+
+struct Geometry {
+  uint32_t layers = 0;
+  uint32_t kv_heads = 0;  // 1 for MLA
+  uint32_t head_dim = 0;
+  uint32_t block_tokens = 0;
+  DType dtype = DType::kFp16;
+  bool mla = false;
+
+  // Tensors per layer: K and V, or one latent tensor for MLA.
+  uint32_t TensorsPerLayer() const { return mla ? 1 : 2; }
+  uint64_t LayerBytes() const {
+    return uint64_t{TensorsPerLayer()} * block_tokens * kv_heads * head_dim * static_cast<uint64_t>(DTypeSize(dtype));
+  }
+  uint64_t BlockBytes() const { return LayerBytes() * layers; }
+};
+
+struct NamespaceDesc {
+  std::string model;
+  std::string kv_dtype;
+  std::string tenant_salt;
+  std::string adapter;
+  uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0;
+  uint32_t tp_rank = 0;
+  uint32_t flags = 0;  // bit 0: MLA
+};
+
+// Validates the description and derives its geometry; InvalidArgument names the bad field.
+StatusOr<Geometry> ValidateNamespace(const NamespaceDesc& d);
+
+// The canonical tagged, length-prefixed encoding of a namespace description.
+std::string EncodeNamespace(const NamespaceDesc& d);
+
+class KeyHasher {
+ public:
+  // secret: raw bytes of the deployment secret; empty = unkeyed (the same everywhere).
+  explicit KeyHasher(const std::string& secret = "");
+
+  bool keyed() const { return keyed_; }
+  uint64_t NamespaceId(const NamespaceDesc& d) const;
+  Hash128 RootKey(const NamespaceDesc& d) const;
+  // Key of one block given its parent key and its block_tokens token ids.
+  Hash128 BlockKey(const Hash128& parent, std::span<const int32_t> tokens) const;
+  // Digest of a block's token ids, stored beside the block to verify hits. Never truncated, even
+  // in the forced-collision test build.
+  Hash128 TokensDigest(std::span<const int32_t> tokens) const;
+  // Keys of every full block of `tokens`; a trailing partial block gets no key.
+  void ChainKeys(const Hash128& root, std::span<const int32_t> tokens, uint32_t block_tokens,
+                 std::vector<Hash128>* out) const;
+
+ private:
+  Hash128 Hash(const void* data, size_t len) const;
+  bool keyed_ = false;
+  std::array<uint8_t, kDerivedSecretBytes> secret_{};
+};
+
+// Bits kept in block keys: 128 normally; fewer in the forced-collision test build.
+int BlockKeyBits();
+
+}  // namespace kvt

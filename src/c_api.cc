@@ -1,0 +1,340 @@
+// The C API: argument checks, conversion between C and engine types, and the one place where
+// Status becomes kvt_status_t and exceptions stop. Every argument is checked before anything
+// changes, so a rejected call leaves the store, its counters and the out-parameters untouched.
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "kvtier/kvtier.h"
+#include "src/store.h"
+
+struct kvt_options {
+  kvt::Options o;
+};
+struct kvt_store {
+  std::unique_ptr<kvt::Store> s;
+};
+struct kvt_ticket {
+  std::unique_ptr<kvt::Ticket> t;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+kvt_status_t Fail(kvt_status_t code, std::string msg) {
+  g_last_error = std::move(msg);
+  return code;
+}
+
+kvt_status_t Convert(const kvt::Status& s) {
+  if (s.ok()) return KVT_OK;
+  g_last_error = s.message();
+  static_assert(static_cast<int>(kvt::Code::kInternal) == KVT_INTERNAL);
+  return static_cast<kvt_status_t>(s.code());
+}
+
+// Runs f, turning any exception into KVT_INTERNAL with its message.
+template <typename F>
+kvt_status_t Guard(const char* fn, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return Fail(KVT_INTERNAL, std::string(fn) + ": out of memory");
+  } catch (const std::exception& e) {
+    return Fail(KVT_INTERNAL, std::string(fn) + ": " + e.what());
+  } catch (...) {
+    return Fail(KVT_INTERNAL, std::string(fn) + ": unknown exception");
+  }
+}
+
+#define KVT_REQUIRE(cond, msg)                                        \
+  do {                                                                \
+    if (!(cond)) return Fail(KVT_INVALID_ARGUMENT, std::string(msg)); \
+  } while (0)
+
+kvt::Hash128 ToHash(kvt_key k) { return kvt::Hash128{k.lo, k.hi}; }
+kvt_key ToKey(const kvt::Hash128& h) { return kvt_key{h.lo, h.hi}; }
+
+}  // namespace
+
+extern "C" {
+
+const char* kvt_version(void) { return "0.1.0"; }
+
+const char* kvt_last_error(void) { return g_last_error.c_str(); }
+
+const char* kvt_status_name(kvt_status_t s) {
+  static const char* const kNames[] = {
+      "KVT_OK",      "KVT_NOT_FOUND", "KVT_INVALID_ARGUMENT", "KVT_IO_ERROR",
+      "KVT_CORRUPTION", "KVT_NO_SPACE", "KVT_BUSY",          "KVT_TIMEOUT",
+      "KVT_UNAVAILABLE", "KVT_PERMISSION_DENIED", "KVT_INTERNAL"};
+  if (s < KVT_OK || s > KVT_INTERNAL) return "KVT_UNKNOWN";
+  return kNames[s];
+}
+
+void kvt_free(void* p) { std::free(p); }
+
+kvt_options* kvt_options_create(void) { return new (std::nothrow) kvt_options(); }
+
+void kvt_options_destroy(kvt_options* o) { delete o; }
+
+kvt_status_t kvt_options_set(kvt_options* o, const char* name, const char* value) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(o != nullptr, "kvt_options_set: options is NULL");
+    KVT_REQUIRE(name != nullptr, "kvt_options_set: name is NULL");
+    KVT_REQUIRE(value != nullptr, std::string("kvt_options_set: value for '") + name + "' is NULL");
+    return Convert(o->o.Set(name, value));
+  });
+}
+
+kvt_status_t kvt_options_load_file(kvt_options* o, const char* path) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(o != nullptr, "kvt_options_load_file: options is NULL");
+    KVT_REQUIRE(path != nullptr && *path != '\0', "kvt_options_load_file: path is NULL or empty");
+    kvt::Status s = o->o.LoadFile(path);
+    // A file that cannot be read is bad input too; keep IO codes for real I/O failures.
+    if (s.code() == kvt::Code::kNotFound || s.code() == kvt::Code::kPermissionDenied) {
+      return Fail(KVT_INVALID_ARGUMENT, s.message());
+    }
+    return Convert(s);
+  });
+}
+
+kvt_status_t kvt_open(const kvt_options* o, kvt_store** out) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(o != nullptr, "kvt_open: options is NULL");
+    KVT_REQUIRE(out != nullptr, "kvt_open: out is NULL");
+    auto s = kvt::Store::Open(o->o);
+    if (!s.ok()) return Convert(s.status());
+    *out = new kvt_store{std::move(s).value()};
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_close(kvt_store* s) {
+  return Guard(__func__, [&] {
+    if (s == nullptr) return KVT_OK;
+    kvt::Status st = s->s->Flush();
+    delete s;
+    return Convert(st);
+  });
+}
+
+kvt_status_t kvt_flush(kvt_store* s) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_flush: store is NULL");
+    return Convert(s->s->Flush());
+  });
+}
+
+kvt_status_t kvt_namespace_open(kvt_store* s, const kvt_namespace_desc* d, uint64_t* ns) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_namespace_open: store is NULL");
+    KVT_REQUIRE(d != nullptr, "kvt_namespace_open: desc is NULL");
+    KVT_REQUIRE(ns != nullptr, "kvt_namespace_open: ns is NULL");
+    KVT_REQUIRE(d->model != nullptr, "kvt_namespace_open: desc->model is NULL");
+    KVT_REQUIRE(d->kv_dtype != nullptr, "kvt_namespace_open: desc->kv_dtype is NULL");
+    kvt::NamespaceDesc nd;
+    nd.model = d->model;
+    nd.kv_dtype = d->kv_dtype;
+    nd.tenant_salt = d->tenant_salt != nullptr ? d->tenant_salt : "";
+    nd.adapter = d->adapter != nullptr ? d->adapter : "";
+    nd.layers = d->layers;
+    nd.kv_heads = d->kv_heads;
+    nd.head_dim = d->head_dim;
+    nd.block_tokens = d->block_tokens;
+    nd.tp_rank = d->tp_rank;
+    nd.flags = d->flags;
+    auto id = s->s->OpenNamespace(nd);
+    if (!id.ok()) return Convert(id.status());
+    *ns = *id;
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_block_bytes(kvt_store* s, uint64_t ns, size_t* bytes) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_block_bytes: store is NULL");
+    KVT_REQUIRE(bytes != nullptr, "kvt_block_bytes: bytes is NULL");
+    auto info = s->s->Namespace(ns);
+    if (!info.ok()) return Convert(info.status());
+    *bytes = (*info)->block_bytes;
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_namespace_root(kvt_store* s, uint64_t ns, kvt_key* root) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_namespace_root: store is NULL");
+    KVT_REQUIRE(root != nullptr, "kvt_namespace_root: root is NULL");
+    auto info = s->s->Namespace(ns);
+    if (!info.ok()) return Convert(info.status());
+    *root = ToKey((*info)->root);
+    return KVT_OK;
+  });
+}
+
+// Shared argument checks of kvt_hash_tokens and kvt_match_prefix; on success *needed is the
+// number of full blocks.
+static kvt_status_t CheckTokenArgs(const char* fn, kvt_store* s, uint64_t ns,
+                                   const int32_t* tokens, size_t n_tokens, kvt_key* keys,
+                                   size_t keys_cap, size_t* n_keys, size_t* needed) {
+  KVT_REQUIRE(s != nullptr, std::string(fn) + ": store is NULL");
+  KVT_REQUIRE(n_keys != nullptr, std::string(fn) + ": n_keys is NULL");
+  KVT_REQUIRE(tokens != nullptr || n_tokens == 0, std::string(fn) + ": tokens is NULL");
+  KVT_REQUIRE(keys != nullptr || keys_cap == 0, std::string(fn) + ": keys is NULL");
+  auto info = s->s->Namespace(ns);
+  if (!info.ok()) return Convert(info.status());
+  *needed = n_tokens / (*info)->geometry.block_tokens;
+  if (keys_cap < *needed) {
+    *n_keys = *needed;
+    return Fail(KVT_INVALID_ARGUMENT, std::string(fn) + ": keys_cap " + std::to_string(keys_cap) +
+                                          " is smaller than the " + std::to_string(*needed) +
+                                          " full blocks (*n_keys set to the number needed)");
+  }
+  return KVT_OK;
+}
+
+kvt_status_t kvt_hash_tokens(kvt_store* s, uint64_t ns, const int32_t* tokens, size_t n_tokens,
+                             kvt_key* keys, size_t keys_cap, size_t* n_keys) {
+  return Guard(__func__, [&] {
+    size_t needed = 0;
+    kvt_status_t st =
+        CheckTokenArgs(__func__, s, ns, tokens, n_tokens, keys, keys_cap, n_keys, &needed);
+    if (st != KVT_OK) return st;
+    std::vector<kvt::Hash128> out;
+    kvt::Status hs = s->s->HashTokens(ns, {tokens, n_tokens}, &out);
+    if (!hs.ok()) return Convert(hs);
+    for (size_t i = 0; i < out.size(); ++i) keys[i] = ToKey(out[i]);
+    *n_keys = out.size();
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_lookup(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
+                        size_t* prefix_blocks, kvt_tier_t* tiers) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_lookup: store is NULL");
+    KVT_REQUIRE(keys != nullptr || n == 0, "kvt_lookup: keys is NULL");
+    KVT_REQUIRE(prefix_blocks != nullptr, "kvt_lookup: prefix_blocks is NULL");
+    std::vector<kvt::Hash128> k(n);
+    for (size_t i = 0; i < n; ++i) k[i] = ToHash(keys[i]);
+    std::vector<kvt::Tier> t(tiers != nullptr ? n : 0);
+    size_t prefix = 0;
+    kvt::Status st = s->s->Lookup(ns, k, &prefix, tiers != nullptr ? t.data() : nullptr);
+    if (!st.ok()) return Convert(st);
+    *prefix_blocks = prefix;
+    for (size_t i = 0; i < t.size(); ++i) tiers[i] = static_cast<kvt_tier_t>(t[i]);
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_match_prefix(kvt_store* s, uint64_t ns, const int32_t* tokens, size_t n_tokens,
+                              kvt_key* keys, size_t keys_cap, size_t* n_keys,
+                              size_t* prefix_blocks, kvt_tier_t* tiers) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(prefix_blocks != nullptr, "kvt_match_prefix: prefix_blocks is NULL");
+    size_t needed = 0;
+    kvt_status_t st =
+        CheckTokenArgs(__func__, s, ns, tokens, n_tokens, keys, keys_cap, n_keys, &needed);
+    if (st != KVT_OK) return st;
+    std::vector<kvt::Hash128> k;
+    std::vector<kvt::Tier> t;
+    size_t prefix = 0;
+    kvt::Status ms =
+        s->s->MatchPrefix(ns, {tokens, n_tokens}, &k, &prefix, tiers != nullptr ? &t : nullptr);
+    if (!ms.ok()) return Convert(ms);
+    for (size_t i = 0; i < k.size(); ++i) keys[i] = ToKey(k[i]);
+    for (size_t i = 0; i < t.size(); ++i) tiers[i] = static_cast<kvt_tier_t>(t[i]);
+    *n_keys = k.size();
+    *prefix_blocks = prefix;
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_put(kvt_store* s, uint64_t ns, kvt_key key, kvt_key parent, const int32_t* tokens,
+                     const void* data, size_t bytes) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_put: store is NULL");
+    KVT_REQUIRE(data != nullptr, "kvt_put: data is NULL");
+    KVT_REQUIRE(bytes != 0, "kvt_put: bytes is 0");
+    return Convert(s->s->Put(ns, ToHash(key), ToHash(parent), tokens, data, bytes));
+  });
+}
+
+kvt_status_t kvt_get(kvt_store* s, uint64_t ns, kvt_key key, void* dst, size_t dst_bytes) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_get: store is NULL");
+    KVT_REQUIRE(dst != nullptr, "kvt_get: dst is NULL");
+    KVT_REQUIRE(dst_bytes != 0, "kvt_get: dst_bytes is 0");
+    return Convert(s->s->Get(ns, ToHash(key), dst, dst_bytes));
+  });
+}
+
+kvt_status_t kvt_remove(kvt_store* s, uint64_t ns, kvt_key key) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_remove: store is NULL");
+    return Convert(s->s->Remove(ns, ToHash(key)));
+  });
+}
+
+kvt_status_t kvt_drop_namespace(kvt_store* s, uint64_t ns) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_drop_namespace: store is NULL");
+    return Convert(s->s->DropNamespace(ns));
+  });
+}
+
+kvt_status_t kvt_prefetch(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
+                          kvt_tier_t target, kvt_ticket** out) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_prefetch: store is NULL");
+    KVT_REQUIRE(keys != nullptr, "kvt_prefetch: keys is NULL");
+    KVT_REQUIRE(n != 0, "kvt_prefetch: n is 0");
+    KVT_REQUIRE(out != nullptr, "kvt_prefetch: out is NULL");
+    KVT_REQUIRE(target >= KVT_TIER_HBM && target <= KVT_TIER_REMOTE,
+                "kvt_prefetch: target " + std::to_string(static_cast<int>(target)) +
+                    " is not a tier");
+    std::vector<kvt::Hash128> k(n);
+    for (size_t i = 0; i < n; ++i) k[i] = ToHash(keys[i]);
+    auto t = s->s->Prefetch(ns, k, static_cast<kvt::Tier>(target));
+    if (!t.ok()) return Convert(t.status());
+    *out = new kvt_ticket{std::move(t).value()};
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_ticket_wait(kvt_ticket* t, int64_t timeout_us) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(t != nullptr, "kvt_ticket_wait: ticket is NULL");
+    return Convert(t->t->Wait(timeout_us));
+  });
+}
+
+kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_t timeout_us) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(t != nullptr, "kvt_ticket_wait_layer: ticket is NULL");
+    return Convert(t->t->WaitLayer(layer, timeout_us));
+  });
+}
+
+void kvt_ticket_release(kvt_ticket* t) { delete t; }
+
+kvt_status_t kvt_stats_json(kvt_store* s, char** json) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_stats_json: store is NULL");
+    KVT_REQUIRE(json != nullptr, "kvt_stats_json: json is NULL");
+    std::string j = s->s->StatsJson();
+    char* p = static_cast<char*>(std::malloc(j.size() + 1));
+    if (p == nullptr) return Fail(KVT_INTERNAL, "kvt_stats_json: out of memory");
+    std::memcpy(p, j.c_str(), j.size() + 1);
+    *json = p;
+    return KVT_OK;
+  });
+}
+
+}  // extern "C"

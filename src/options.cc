@@ -1,0 +1,178 @@
+#include "src/options.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "base/units.h"
+
+namespace kvt {
+namespace {
+
+StatusOr<std::string> DecodeHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return Status::InvalidArgument("odd number of hex digits");
+  if (hex.size() > 256) return Status::InvalidArgument("longer than 128 bytes");
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int v = 0;
+    for (int k = 0; k < 2; ++k) {
+      char c = hex[i + k];
+      int d = (c >= '0' && c <= '9')   ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
+      if (d < 0) return Status::InvalidArgument(std::string("'") + c + "' is not a hex digit");
+      v = v * 16 + d;
+    }
+    out.push_back(static_cast<char>(v));
+  }
+  return out;
+}
+
+StatusOr<std::vector<std::string>> ParseEndpoints(std::string_view text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view ep = text.substr(start, comma == std::string_view::npos ? text.npos
+                                                                              : comma - start);
+    size_t colon = ep.rfind(':');
+    if (ep.empty() || colon == std::string_view::npos || colon == 0 || colon + 1 == ep.size()) {
+      return Status::InvalidArgument("'" + std::string(ep) + "' is not host:port");
+    }
+    auto port = ParseUint(ep.substr(colon + 1));
+    if (!port.ok() || *port == 0 || *port > 65535) {
+      return Status::InvalidArgument("'" + std::string(ep) + "' has no valid port (1-65535)");
+    }
+    out.emplace_back(ep);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string_view> Options::Names() {
+  return {"dir",         "host_bytes",   "hbm_bytes", "nvme_bytes",      "host_policy",
+          "write_policy", "hash_secret", "remote",    "auth_secret",     "io_depth",
+          "host_slab_bytes", "host_mlock", "verify_host_reads"};
+}
+
+Status Options::Set(std::string_view name, std::string_view value) {
+  const std::string v(value);
+  auto bad = [&](const Status& s) {
+    return Status::InvalidArgument("option " + std::string(name) + "='" + v +
+                                   "': " + s.message());
+  };
+  auto set_bytes = [&](uint64_t* field) -> Status {
+    auto b = ParseBytes(value);
+    if (!b.ok()) return bad(b.status());
+    *field = *b;
+    return Status::Ok();
+  };
+  auto set_bool = [&](bool* field) -> Status {
+    auto b = ParseBool(value);
+    if (!b.ok()) return bad(b.status());
+    *field = *b;
+    return Status::Ok();
+  };
+  if (name == "dir") {
+    if (value.empty()) return bad(Status::InvalidArgument("empty path"));
+    dir = v;
+    return Status::Ok();
+  }
+  if (name == "host_bytes") return set_bytes(&host_bytes);
+  if (name == "hbm_bytes") return set_bytes(&hbm_bytes);
+  if (name == "nvme_bytes") return set_bytes(&nvme_bytes);
+  if (name == "host_slab_bytes") {
+    uint64_t b = 0;
+    KVT_RETURN_IF_ERROR(set_bytes(&b));
+    if (b == 0 || b % 4096 != 0) {
+      return bad(Status::InvalidArgument("must be a positive multiple of 4 KiB"));
+    }
+    host_slab_bytes = b;
+    return Status::Ok();
+  }
+  if (name == "host_policy") {
+    if (value != "lru" && value != "s3fifo" && value != "chain_lru") {
+      return bad(Status::InvalidArgument("expected lru, s3fifo or chain_lru"));
+    }
+    host_policy = v;
+    return Status::Ok();
+  }
+  if (name == "write_policy") {
+    if (value != "write_through" && value != "write_back") {
+      return bad(Status::InvalidArgument("expected write_through or write_back"));
+    }
+    write_policy = v;
+    return Status::Ok();
+  }
+  if (name == "hash_secret") {
+    auto h = DecodeHex(value);
+    if (!h.ok()) return bad(h.status());
+    hash_secret = *h;
+    return Status::Ok();
+  }
+  if (name == "remote") {
+    auto r = ParseEndpoints(value);
+    if (!r.ok()) return bad(r.status());
+    remote = *r;
+    return Status::Ok();
+  }
+  if (name == "auth_secret") {
+    auth_secret = v;
+    return Status::Ok();
+  }
+  if (name == "io_depth") {
+    auto d = ParseUint(value);
+    if (!d.ok()) return bad(d.status());
+    if (*d == 0 || *d > 4096) return bad(Status::InvalidArgument("must be 1..4096"));
+    io_depth = static_cast<uint32_t>(*d);
+    return Status::Ok();
+  }
+  if (name == "host_mlock") return set_bool(&host_mlock);
+  if (name == "verify_host_reads") return set_bool(&verify_host_reads);
+  return Status::InvalidArgument("unknown option '" + std::string(name) + "'");
+}
+
+Status Options::LoadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::FromErrno(errno, "open config file " + path);
+  Options copy = *this;  // all or nothing
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::string_view l = Trim(line);
+    if (l.empty() || l.front() == '#') continue;
+    size_t eq = l.find('=');
+    if (eq == std::string_view::npos) {
+      return Status::InvalidArgument(path + ":" + std::to_string(lineno) +
+                                     ": expected 'name = value'");
+    }
+    Status s = copy.Set(Trim(l.substr(0, eq)), Trim(l.substr(eq + 1)));
+    if (!s.ok()) return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": " +
+                                                s.message());
+  }
+  if (in.bad()) return Status::IoError("reading config file " + path);
+  *this = std::move(copy);
+  return Status::Ok();
+}
+
+Status Options::Validate() const {
+  if (host_bytes < host_slab_bytes) {
+    return Status::InvalidArgument("host_bytes (" + FormatBytes(host_bytes) +
+                                   ") must hold at least one slab (host_slab_bytes = " +
+                                   FormatBytes(host_slab_bytes) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace kvt

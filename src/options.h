@@ -1,0 +1,40 @@
+// Options: every setting of a store, parsed and validated from name/value strings (the C API's
+// kvt_options_set and config files). A bad name or value is rejected when set, with a message
+// naming it, and leaves the options unchanged; Validate() checks the combination at open.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace kvt {
+
+struct Options {
+  std::string dir = "./kvtier-data";
+  uint64_t host_bytes = 1ull << 30;
+  uint64_t hbm_bytes = 0;
+  uint64_t nvme_bytes = 0;
+  std::string host_policy = "lru";
+  std::string write_policy = "write_back";
+  std::string hash_secret;  // raw bytes decoded from hex
+  std::vector<std::string> remote;
+  std::string auth_secret;
+  uint32_t io_depth = 64;
+  uint64_t host_slab_bytes = 16ull << 20;
+  bool host_mlock = true;
+  bool verify_host_reads = false;
+
+  // Sets one option from its text form. InvalidArgument names the option and what was wrong.
+  Status Set(std::string_view name, std::string_view value);
+  // "name = value" lines; '#' comments and blank lines ignored. All or nothing.
+  Status LoadFile(const std::string& path);
+  // Checks the combination (called by open).
+  Status Validate() const;
+  // Every option name Set accepts, for help texts.
+  static std::vector<std::string_view> Names();
+};
+
+}  // namespace kvt

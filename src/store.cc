@@ -1,0 +1,328 @@
+#include "src/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "base/units.h"
+
+namespace kvt {
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr const char* kFormatFile = "KVTIER_FORMAT";
+
+void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
+  KVT_RETURN_IF_ERROR(o.Validate());
+  if (o.hbm_bytes > 0) {
+    return Status::Unavailable("hbm_bytes > 0: the HBM tier is not part of this build yet");
+  }
+  if (o.nvme_bytes > 0) {
+    return Status::Unavailable("nvme_bytes > 0: the NVMe tier is not part of this build yet");
+  }
+  if (!o.remote.empty()) {
+    return Status::Unavailable("remote is set: the remote tier is not part of this build yet");
+  }
+  std::unique_ptr<Store> s(new Store(o));
+  KVT_RETURN_IF_ERROR(s->OpenDirectory());
+  HostTierOptions ho;
+  ho.budget_bytes = o.host_bytes;
+  ho.slab_bytes = o.host_slab_bytes;
+  ho.try_lock = o.host_mlock;
+  ho.policy = o.host_policy;
+  ho.verify_reads = o.verify_host_reads;
+  KVT_ASSIGN_OR_RETURN(s->host_, HostTier::Create(ho));
+  return s;
+}
+
+// Creates the directory, takes its lock (one open store per directory) and checks the on-disk
+// format version, writing it on first use.
+Status Store::OpenDirectory() {
+  std::error_code ec;
+  std::filesystem::create_directories(opts_.dir, ec);
+  if (ec) {
+    return Status::FromErrno(ec.value(), "create directory " + opts_.dir);
+  }
+  const std::string lock_path = opts_.dir + "/LOCK";
+  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + lock_path);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status::Busy("directory " + opts_.dir + " is locked by another open store");
+    }
+    return Status::FromErrno(errno, "flock " + lock_path);
+  }
+  lock_fd_ = std::move(fd);
+
+  const std::string fmt_path = opts_.dir + "/" + kFormatFile;
+  std::ifstream in(fmt_path);
+  if (in) {
+    std::string word;
+    int version = -1;
+    in >> word >> version;
+    if (word != "kvtier-format" || version != kFormatVersion) {
+      return Status::Corruption("directory " + opts_.dir + " holds on-disk format '" + word + " " +
+                                std::to_string(version) + "', this build reads kvtier-format " +
+                                std::to_string(kFormatVersion));
+    }
+    return Status::Ok();
+  }
+  const std::string tmp = fmt_path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "kvtier-format " << kFormatVersion << "\n";
+    out.flush();
+    if (!out) return Status::IoError("write " + tmp);
+  }
+  if (::rename(tmp.c_str(), fmt_path.c_str()) != 0) {
+    return Status::FromErrno(errno, "rename " + tmp + " to " + fmt_path);
+  }
+  return Status::Ok();
+}
+
+Store::~Store() {
+  Status s = Flush();
+  if (!s.ok()) KVT_LOG(kError, "flush at close failed: " + s.ToString());
+}
+
+Status Store::Flush() {
+  // Only volatile tiers so far: nothing to make durable.
+  return Status::Ok();
+}
+
+StatusOr<uint64_t> Store::OpenNamespace(const NamespaceDesc& d) {
+  KVT_ASSIGN_OR_RETURN(Geometry g, ValidateNamespace(d));
+  if (!host_->Fits(g.BlockBytes())) {
+    return Status::InvalidArgument("namespace: a block of " + FormatBytes(g.BlockBytes()) +
+                                   " does not fit in the host tier (host_bytes = " +
+                                   FormatBytes(opts_.host_bytes) + ")");
+  }
+  auto info = std::make_unique<NamespaceInfo>();
+  info->desc = d;
+  info->encoding = EncodeNamespace(d);
+  info->geometry = g;
+  info->id = hasher_.NamespaceId(d);
+  info->root = hasher_.RootKey(d);
+  info->block_bytes = g.BlockBytes();
+  std::unique_lock<std::shared_mutex> l(ns_mu_);
+  auto it = namespaces_.find(info->id);
+  if (it != namespaces_.end()) {
+    if (it->second->encoding != info->encoding) {
+      return Status::Internal("namespace id collision between two different descriptions");
+    }
+    return info->id;
+  }
+  const uint64_t id = info->id;
+  namespaces_.emplace(id, std::move(info));
+  return id;
+}
+
+StatusOr<const NamespaceInfo*> Store::Namespace(uint64_t ns) const {
+  std::shared_lock<std::shared_mutex> l(ns_mu_);
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "unknown namespace id 0x%016llx",
+                  static_cast<unsigned long long>(ns));
+    return Status::InvalidArgument(std::string(buf) + " (open it with kvt_namespace_open first)");
+  }
+  return it->second.get();  // never erased while the store lives
+}
+
+Status Store::HashTokens(uint64_t ns, std::span<const int32_t> tokens,
+                         std::vector<Hash128>* keys) const {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  hasher_.ChainKeys(info->root, tokens, info->geometry.block_tokens, keys);
+  return Status::Ok();
+}
+
+Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
+                   const Hash128* digest) {
+  BlockMeta m;
+  if (!host_->Lookup(ns.id, key, &m, /*touch=*/true)) return Tier::kNone;
+  if (m.parent != parent || (digest != nullptr && m.has_tokens && m.tokens_digest != *digest)) {
+    Add(counters_.collisions);
+    TierCounters::Add(host_->counters().collisions);
+    return Tier::kNone;
+  }
+  if (digest != nullptr && !m.has_tokens) Add(counters_.unverified_hits);
+  return Tier::kHost;
+}
+
+Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_blocks,
+                     Tier* tiers) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  size_t prefix = 0;
+  bool chain_intact = true;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Hash128 parent = i == 0 ? info->root : keys[i - 1];
+    Tier t = Locate(*info, keys[i], parent, nullptr);
+    if (tiers != nullptr) tiers[i] = t;
+    if (t == Tier::kNone) {
+      chain_intact = false;
+      if (tiers == nullptr) break;  // nothing more to report
+    } else if (chain_intact) {
+      ++prefix;
+    }
+  }
+  *prefix_blocks = prefix;
+  Add(counters_.lookups);
+  Add(counters_.lookup_keys, keys.size());
+  Add(counters_.lookup_prefix_blocks, prefix);
+  return Status::Ok();
+}
+
+Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vector<Hash128>* keys,
+                          size_t* prefix_blocks, std::vector<Tier>* tiers) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  const uint32_t bt = info->geometry.block_tokens;
+  hasher_.ChainKeys(info->root, tokens, bt, keys);
+  if (tiers != nullptr) tiers->assign(keys->size(), Tier::kNone);
+  size_t prefix = 0;
+  bool chain_intact = true;
+  for (size_t i = 0; i < keys->size(); ++i) {
+    const Hash128 parent = i == 0 ? info->root : (*keys)[i - 1];
+    const Hash128 digest = hasher_.TokensDigest(tokens.subspan(i * bt, bt));
+    Tier t = Locate(*info, (*keys)[i], parent, &digest);
+    if (tiers != nullptr) (*tiers)[i] = t;
+    if (t == Tier::kNone) {
+      chain_intact = false;
+      if (tiers == nullptr) break;
+    } else if (chain_intact) {
+      ++prefix;
+    }
+  }
+  *prefix_blocks = prefix;
+  Add(counters_.matches);
+  Add(counters_.match_keys, keys->size());
+  Add(counters_.match_prefix_blocks, prefix);
+  return Status::Ok();
+}
+
+Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const int32_t* tokens,
+                  const void* data, size_t bytes) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  if (bytes != info->block_bytes) {
+    return Status::InvalidArgument("put of " + std::to_string(bytes) + " bytes; a block of this " +
+                                   "namespace is " + std::to_string(info->block_bytes) + " bytes");
+  }
+  BlockMeta m;
+  m.ns = ns;
+  m.key = key;
+  m.parent = NormalizeParent(*info, parent);
+  m.payload_bytes = static_cast<uint32_t>(bytes);
+  if (tokens != nullptr) {
+    m.has_tokens = true;
+    m.tokens_digest = hasher_.TokensDigest({tokens, info->geometry.block_tokens});
+  }
+  Status s = host_->Put(m, data, /*checksum_known=*/false);
+  if (s.ok()) Add(counters_.puts);
+  return s;
+}
+
+Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  if (bytes != info->block_bytes) {
+    return Status::InvalidArgument("get into " + std::to_string(bytes) + " bytes; a block of " +
+                                   "this namespace is " + std::to_string(info->block_bytes) +
+                                   " bytes");
+  }
+  Add(counters_.gets);
+  Status s = host_->Read(ns, key, dst, bytes, nullptr);
+  Add(s.ok() ? counters_.get_hits : counters_.get_misses);
+  return s;
+}
+
+Status Store::Remove(uint64_t ns, const Hash128& key) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  (void)info;
+  Status s = host_->Remove(ns, key);
+  if (s.ok()) Add(counters_.removes);
+  return s;
+}
+
+Status Store::DropNamespace(uint64_t ns) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  (void)info;
+  host_->DropNamespace(ns);
+  Add(counters_.namespace_drops);
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const Hash128> keys,
+                                                  Tier target) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  if (target != Tier::kHost) {
+    return Status::Unavailable(target == Tier::kHbm
+                                   ? "prefetch to HBM: the HBM tier is not part of this build yet"
+                                   : "prefetch target must be KVT_TIER_HOST or KVT_TIER_HBM");
+  }
+  // Host target: every block is already resident or absent; pin what is there for the ticket's
+  // lifetime and complete at once.
+  auto pins = std::make_shared<std::vector<PinnedBlock>>();
+  pins->reserve(keys.size());
+  size_t missing = 0;
+  for (const Hash128& k : keys) {
+    PinnedBlock b;
+    if (host_->Pin(ns, k, &b)) {
+      pins->push_back(b);
+    } else {
+      ++missing;
+    }
+  }
+  HostTier* host = host_.get();
+  auto ticket = std::make_unique<Ticket>(info->geometry.layers, [host, pins] {
+    for (const PinnedBlock& b : *pins) host->Unpin(b);
+  });
+  if (missing > 0) {
+    ticket->Fail(Status::NotFound(std::to_string(missing) + " of " + std::to_string(keys.size()) +
+                                  " blocks are not stored"));
+  } else {
+    ticket->MarkAllDone();
+  }
+  Add(counters_.prefetches);
+  return ticket;
+}
+
+std::string Store::StatsJson() const {
+  nlohmann::json j;
+  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  auto& st = j["store"];
+  st["puts"] = get(counters_.puts);
+  st["gets"] = get(counters_.gets);
+  st["get_hits"] = get(counters_.get_hits);
+  st["get_misses"] = get(counters_.get_misses);
+  st["lookups"] = get(counters_.lookups);
+  st["lookup_keys"] = get(counters_.lookup_keys);
+  st["lookup_prefix_blocks"] = get(counters_.lookup_prefix_blocks);
+  st["match_prefix_calls"] = get(counters_.matches);
+  st["match_keys"] = get(counters_.match_keys);
+  st["match_prefix_blocks"] = get(counters_.match_prefix_blocks);
+  st["collisions"] = get(counters_.collisions);
+  st["unverified_hits"] = get(counters_.unverified_hits);
+  st["removes"] = get(counters_.removes);
+  st["namespace_drops"] = get(counters_.namespace_drops);
+  st["prefetches"] = get(counters_.prefetches);
+  {
+    std::shared_lock<std::shared_mutex> l(ns_mu_);
+    st["namespaces"] = namespaces_.size();
+  }
+  st["keyed_hashing"] = hasher_.keyed();
+  st["key_bits"] = BlockKeyBits();
+  st["checksum_impl"] = ChecksumImpl();
+  host_->StatsJson(&j["tiers"]["host"]);
+  return j.dump();
+}
+
+}  // namespace kvt

@@ -1,0 +1,99 @@
+// Store: the engine. Owns the tiers, the namespace registry and the key hasher, verifies every hit
+// (stored parent and token digest against the caller's), and moves blocks between tiers. The C API
+// (c_api.cc) is a thin shell over it.
+//
+// Thread safety: every method may be called concurrently, except Close, which must not race any
+// other call.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/status.h"
+#include "io/unique_fd.h"
+#include "src/block_key.h"
+#include "src/options.h"
+#include "src/ticket.h"
+#include "tiers/host_tier.h"
+
+namespace kvt {
+
+enum class Tier : int8_t { kNone = -1, kHbm = 0, kHost = 1, kNvme = 2, kRemote = 3 };
+
+struct NamespaceInfo {
+  uint64_t id = 0;
+  NamespaceDesc desc;
+  std::string encoding;
+  Geometry geometry;
+  Hash128 root;
+  uint64_t block_bytes = 0;
+};
+
+struct StoreCounters {
+  std::atomic<uint64_t> puts{0}, gets{0}, get_hits{0}, get_misses{0};
+  std::atomic<uint64_t> lookups{0}, lookup_keys{0}, lookup_prefix_blocks{0};
+  std::atomic<uint64_t> matches{0}, match_keys{0}, match_prefix_blocks{0};
+  std::atomic<uint64_t> collisions{0}, unverified_hits{0};
+  std::atomic<uint64_t> removes{0}, namespace_drops{0}, prefetches{0};
+};
+
+class Store {
+ public:
+  static StatusOr<std::unique_ptr<Store>> Open(const Options& o);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  Status Flush();
+
+  StatusOr<uint64_t> OpenNamespace(const NamespaceDesc& d);
+  // The namespace, or InvalidArgument naming the unknown id.
+  StatusOr<const NamespaceInfo*> Namespace(uint64_t ns) const;
+
+  // Keys of every full block of tokens.
+  Status HashTokens(uint64_t ns, std::span<const int32_t> tokens, std::vector<Hash128>* keys) const;
+  // Verified longest cached prefix of keys; tiers (optional, keys.size() entries).
+  Status Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_blocks, Tier* tiers);
+  // Hash, look up and verify tokens; tiers (optional) gets one entry per key.
+  Status MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vector<Hash128>* keys,
+                     size_t* prefix_blocks, std::vector<Tier>* tiers);
+
+  // parent {0,0} means the namespace root. tokens: block_tokens ids or nullptr.
+  Status Put(uint64_t ns, const Hash128& key, const Hash128& parent, const int32_t* tokens,
+             const void* data, size_t bytes);
+  Status Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes);
+  Status Remove(uint64_t ns, const Hash128& key);
+  Status DropNamespace(uint64_t ns);
+
+  StatusOr<std::unique_ptr<Ticket>> Prefetch(uint64_t ns, std::span<const Hash128> keys,
+                                             Tier target);
+
+  std::string StatsJson() const;
+  const Options& options() const { return opts_; }
+
+ private:
+  explicit Store(const Options& o) : opts_(o), hasher_(o.hash_secret) {}
+  Status OpenDirectory();
+  // Where a block is, or kNone; checks its stored parent against `parent` and (when both have
+  // them) its token digest against `digest`. A mismatch is a collision: counted, reported kNone.
+  Tier Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
+              const Hash128* digest);
+  Hash128 NormalizeParent(const NamespaceInfo& ns, const Hash128& parent) const {
+    return (parent.lo == 0 && parent.hi == 0) ? ns.root : parent;
+  }
+
+  const Options opts_;
+  const KeyHasher hasher_;
+  UniqueFd lock_fd_;
+  std::unique_ptr<HostTier> host_;
+  mutable std::shared_mutex ns_mu_;
+  std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
+  mutable StoreCounters counters_;
+};
+
+}  // namespace kvt

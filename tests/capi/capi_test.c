@@ -1,0 +1,317 @@
+/* The C API, from C: every function, its happy path and its bad input. Each rejected call must
+ * return KVT_INVALID_ARGUMENT (or KVT_NOT_FOUND where that is the answer) with a message from
+ * kvt_last_error, and leave the store's contents and counters unchanged (the stats JSON is compared
+ * byte for byte before and after). Prints "N passed, M failed" and exits non-zero on failure. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvtier/kvtier.h"
+
+static int g_pass, g_fail;
+
+#define EXPECT(cond)                                                   \
+  do {                                                                 \
+    if (cond) {                                                        \
+      ++g_pass;                                                        \
+    } else {                                                           \
+      ++g_fail;                                                        \
+      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                  \
+  } while (0)
+
+/* A rejected call: the expected status and a non-empty message. */
+#define EXPECT_REJECT(call, status)                                                   \
+  do {                                                                                \
+    kvt_status_t s_ = (call);                                                         \
+    if (s_ == (status) && kvt_last_error()[0] != '\0') {                              \
+      ++g_pass;                                                                       \
+    } else {                                                                          \
+      ++g_fail;                                                                       \
+      fprintf(stderr, "%s:%d: FAILED: %s returned %s (%s), expected %s\n", __FILE__,  \
+              __LINE__, #call, kvt_status_name(s_), kvt_last_error(), #status);       \
+    }                                                                                 \
+  } while (0)
+
+#define EXPECT_OK(call) EXPECT_REJECT_OK(call)
+#define EXPECT_REJECT_OK(call)                                                            \
+  do {                                                                                    \
+    kvt_status_t s_ = (call);                                                             \
+    if (s_ == KVT_OK) {                                                                   \
+      ++g_pass;                                                                           \
+    } else {                                                                              \
+      ++g_fail;                                                                           \
+      fprintf(stderr, "%s:%d: FAILED: %s returned %s: %s\n", __FILE__, __LINE__, #call,    \
+              kvt_status_name(s_), kvt_last_error());                                     \
+    }                                                                                     \
+  } while (0)
+
+static char* stats(kvt_store* s) {
+  char* j = NULL;
+  if (kvt_stats_json(s, &j) != KVT_OK) return NULL;
+  return j;
+}
+
+static void fill(unsigned char* b, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; ++i) b[i] = (unsigned char)(seed * 31u + i * 7u);
+}
+
+int main(void) {
+  char dir[] = "/tmp/kvtier-capi-XXXXXX";
+  if (mkdtemp(dir) == NULL) return 2;
+
+  /* library */
+  EXPECT(kvt_version() != NULL && strlen(kvt_version()) > 0);
+  EXPECT(kvt_last_error() != NULL && kvt_last_error()[0] == '\0');
+  EXPECT(strcmp(kvt_status_name(KVT_BUSY), "KVT_BUSY") == 0);
+  EXPECT(strcmp(kvt_status_name((kvt_status_t)99), "KVT_UNKNOWN") == 0);
+  kvt_free(NULL);
+
+  /* options */
+  kvt_options* o = kvt_options_create();
+  EXPECT(o != NULL);
+  EXPECT_REJECT(kvt_options_set(NULL, "dir", dir), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_set(o, NULL, "x"), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_set(o, "dir", NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_set(o, "no_such_option", "1"), KVT_INVALID_ARGUMENT);
+  EXPECT(strstr(kvt_last_error(), "no_such_option") != NULL);
+  EXPECT_REJECT(kvt_options_set(o, "host_bytes", "12XB"), KVT_INVALID_ARGUMENT);
+  EXPECT(strstr(kvt_last_error(), "12XB") != NULL);
+  EXPECT_REJECT(kvt_options_set(o, "host_bytes", ""), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_set(o, "host_policy", "random"), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_set(o, "io_depth", "-3"), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_options_set(o, "dir", dir));
+  EXPECT_OK(kvt_options_set(o, "host_bytes", "4MiB"));
+  EXPECT_OK(kvt_options_set(o, "host_slab_bytes", "256KiB"));
+  EXPECT_OK(kvt_options_set(o, "host_mlock", "false"));
+  EXPECT_REJECT(kvt_options_load_file(o, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_load_file(NULL, "/x"), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_options_load_file(o, "/nonexistent/kvtier.conf"), KVT_INVALID_ARGUMENT);
+  {
+    char path[256];
+    snprintf(path, sizeof path, "%s/bad.conf", dir);
+    FILE* f = fopen(path, "w");
+    fputs("host_policy = s3fifo\nhost_bytes = lots\n", f);
+    fclose(f);
+    EXPECT_REJECT(kvt_options_load_file(o, path), KVT_INVALID_ARGUMENT);
+    EXPECT(strstr(kvt_last_error(), ":2:") != NULL);
+    snprintf(path, sizeof path, "%s/good.conf", dir);
+    f = fopen(path, "w");
+    fputs("# policy\nhost_policy = s3fifo\n", f);
+    fclose(f);
+    EXPECT_OK(kvt_options_load_file(o, path));
+  }
+  EXPECT_REJECT(kvt_open(NULL, NULL), KVT_INVALID_ARGUMENT);
+  kvt_store* s = NULL;
+  EXPECT_REJECT(kvt_open(o, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_open(o, &s));
+  if (s == NULL) return 1;
+  {
+    kvt_store* s2 = NULL;
+    EXPECT_REJECT(kvt_open(o, &s2), KVT_BUSY); /* directory locked by s */
+    EXPECT(s2 == NULL);
+  }
+  kvt_options_destroy(o);
+  kvt_options_destroy(NULL);
+
+  /* namespaces */
+  kvt_namespace_desc d;
+  memset(&d, 0, sizeof d);
+  d.model = "tiny@1";
+  d.kv_dtype = "fp16";
+  d.layers = 2;
+  d.kv_heads = 2;
+  d.head_dim = 64;
+  d.block_tokens = 4;
+  uint64_t ns = 0, ns_b = 0;
+  EXPECT_REJECT(kvt_namespace_open(NULL, &d, &ns), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_namespace_open(s, NULL, &ns), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_namespace_open(s, &d, NULL), KVT_INVALID_ARGUMENT);
+  d.kv_dtype = "fp64";
+  EXPECT_REJECT(kvt_namespace_open(s, &d, &ns), KVT_INVALID_ARGUMENT);
+  d.kv_dtype = "fp16";
+  d.layers = 0;
+  EXPECT_REJECT(kvt_namespace_open(s, &d, &ns), KVT_INVALID_ARGUMENT);
+  d.layers = 2;
+  d.model = NULL;
+  EXPECT_REJECT(kvt_namespace_open(s, &d, &ns), KVT_INVALID_ARGUMENT);
+  d.model = "tiny@1";
+  d.layers = 100000; /* 100000 layers x 2 x 4 x 2 x 64 x 2 B = 200 MB: larger than the host tier */
+  EXPECT_REJECT(kvt_namespace_open(s, &d, &ns), KVT_INVALID_ARGUMENT);
+  d.layers = 2;
+  EXPECT(ns == 0);
+  EXPECT_OK(kvt_namespace_open(s, &d, &ns));
+  d.tenant_salt = "tenant-b";
+  EXPECT_OK(kvt_namespace_open(s, &d, &ns_b));
+  d.tenant_salt = NULL;
+  EXPECT(ns != ns_b);
+  {
+    uint64_t again = 0;
+    EXPECT_OK(kvt_namespace_open(s, &d, &again));
+    EXPECT(again == ns);
+  }
+  size_t bb = 0;
+  EXPECT_REJECT(kvt_block_bytes(NULL, ns, &bb), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_block_bytes(s, ns, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_block_bytes(s, 0xdeadbeefull, &bb), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_block_bytes(s, ns, &bb));
+  EXPECT(bb == 2u * 2 * 4 * 2 * 64 * 2);
+  kvt_key root;
+  EXPECT_REJECT(kvt_namespace_root(s, ns, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_namespace_root(s, ns, &root));
+
+  /* hashing */
+  int32_t toks[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  kvt_key keys[4];
+  size_t n_keys = 0;
+  EXPECT_REJECT(kvt_hash_tokens(NULL, ns, toks, 10, keys, 4, &n_keys), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_hash_tokens(s, ns, NULL, 10, keys, 4, &n_keys), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_hash_tokens(s, ns, toks, 10, NULL, 4, &n_keys), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_hash_tokens(s, ns, toks, 10, keys, 4, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_hash_tokens(s, 12345, toks, 10, keys, 4, &n_keys), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_hash_tokens(s, ns, toks, 10, keys, 1, &n_keys), KVT_INVALID_ARGUMENT);
+  EXPECT(n_keys == 2); /* the number needed */
+  n_keys = 99;
+  EXPECT_OK(kvt_hash_tokens(s, ns, toks, 0, NULL, 0, &n_keys));
+  EXPECT(n_keys == 0);
+  EXPECT_OK(kvt_hash_tokens(s, ns, toks, 10, keys, 4, &n_keys));
+  EXPECT(n_keys == 2); /* 10 tokens: 2 full blocks of 4, the partial block has no key */
+  {
+    kvt_key keys_b[4];
+    size_t nb = 0;
+    EXPECT_OK(kvt_hash_tokens(s, ns_b, toks, 10, keys_b, 4, &nb));
+    EXPECT(keys_b[0].lo != keys[0].lo || keys_b[0].hi != keys[0].hi);
+  }
+
+  /* put / get */
+  unsigned char* buf = malloc(bb + 16);
+  unsigned char* out = malloc(bb + 16);
+  kvt_key zero = {0, 0};
+  fill(buf, bb, 1);
+  char* before = stats(s);
+  EXPECT_REJECT(kvt_put(NULL, ns, keys[0], zero, toks, buf, bb), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_put(s, ns, keys[0], zero, toks, NULL, bb), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_put(s, ns, keys[0], zero, toks, buf, 0), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_put(s, ns, keys[0], zero, toks, buf, bb + 1), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_put(s, 777, keys[0], zero, toks, buf, bb), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_get(s, ns, keys[0], NULL, bb), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_get(s, ns, keys[0], out, 0), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_get(s, 777, keys[0], out, bb), KVT_INVALID_ARGUMENT);
+  {
+    char* after = stats(s);
+    EXPECT(before && after && strcmp(before, after) == 0); /* nothing changed */
+    kvt_free(after);
+  }
+  kvt_free(before);
+  EXPECT_REJECT(kvt_get(s, ns, keys[0], out, bb), KVT_NOT_FOUND);
+  EXPECT_OK(kvt_put(s, ns, keys[0], zero, toks, buf, bb));
+  fill(buf + 0, bb, 2);
+  EXPECT_OK(kvt_put(s, ns, keys[1], keys[0], toks + 4, buf, bb));
+  EXPECT_REJECT(kvt_get(s, ns, keys[0], out, bb + 1), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_get(s, ns, keys[1], out, bb));
+  EXPECT(memcmp(out, buf, bb) == 0);
+  fill(buf, bb, 1);
+  EXPECT_OK(kvt_get(s, ns, keys[0], out, bb));
+  EXPECT(memcmp(out, buf, bb) == 0);
+  EXPECT_REJECT(kvt_get(s, ns_b, keys[0], out, bb), KVT_NOT_FOUND); /* other tenant */
+
+  /* lookup / match */
+  size_t prefix = 99;
+  kvt_tier_t tiers[4];
+  EXPECT_REJECT(kvt_lookup(NULL, ns, keys, 2, &prefix, tiers), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_lookup(s, ns, NULL, 2, &prefix, tiers), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_lookup(s, ns, keys, 2, NULL, tiers), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_lookup(s, 5, keys, 2, &prefix, tiers), KVT_INVALID_ARGUMENT);
+  EXPECT(prefix == 99);
+  EXPECT_OK(kvt_lookup(s, ns, keys, 2, &prefix, tiers));
+  EXPECT(prefix == 2 && tiers[0] == KVT_TIER_HOST && tiers[1] == KVT_TIER_HOST);
+  EXPECT_OK(kvt_lookup(s, ns, keys + 1, 1, &prefix, NULL)); /* chain broken: parent != root */
+  EXPECT(prefix == 0);
+  EXPECT_OK(kvt_lookup(s, ns, keys, 0, &prefix, NULL));
+  EXPECT(prefix == 0);
+  {
+    kvt_key mk[4];
+    size_t mn = 0, mp = 0;
+    EXPECT_REJECT(kvt_match_prefix(s, ns, toks, 10, mk, 4, &mn, NULL, tiers), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_match_prefix(s, ns, NULL, 10, mk, 4, &mn, &mp, tiers), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_match_prefix(s, ns, toks, 10, mk, 1, &mn, &mp, tiers), KVT_INVALID_ARGUMENT);
+    EXPECT(mn == 2);
+    EXPECT_REJECT(kvt_match_prefix(s, 3, toks, 10, mk, 4, &mn, &mp, tiers), KVT_INVALID_ARGUMENT);
+    EXPECT_OK(kvt_match_prefix(s, ns, toks, 10, mk, 4, &mn, &mp, tiers));
+    EXPECT(mn == 2 && mp == 2 && mk[1].lo == keys[1].lo && mk[1].hi == keys[1].hi);
+    int32_t other[8] = {1, 2, 3, 4, 50, 60, 70, 80};
+    EXPECT_OK(kvt_match_prefix(s, ns, other, 8, mk, 4, &mn, &mp, tiers));
+    EXPECT(mn == 2 && mp == 1 && tiers[1] == KVT_TIER_NONE);
+  }
+
+  /* prefetch and tickets */
+  kvt_ticket* t = NULL;
+  EXPECT_REJECT(kvt_prefetch(NULL, ns, keys, 2, KVT_TIER_HOST, &t), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_prefetch(s, ns, NULL, 2, KVT_TIER_HOST, &t), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_prefetch(s, ns, keys, 0, KVT_TIER_HOST, &t), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_prefetch(s, ns, keys, 2, (kvt_tier_t)9, &t), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_prefetch(s, ns, keys, 2, KVT_TIER_HOST, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_prefetch(s, 1, keys, 2, KVT_TIER_HOST, &t), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_prefetch(s, ns, keys, 2, KVT_TIER_HBM, &t), KVT_UNAVAILABLE);
+  EXPECT(t == NULL);
+  EXPECT_OK(kvt_prefetch(s, ns, keys, 2, KVT_TIER_HOST, &t));
+  EXPECT_REJECT(kvt_ticket_wait(NULL, 0), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_ticket_wait_layer(NULL, 0, 0), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_ticket_wait_layer(t, 2, 0), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_ticket_wait_layer(t, 0, 0));
+  EXPECT_OK(kvt_ticket_wait_layer(t, 1, -1));
+  EXPECT_OK(kvt_ticket_wait(t, 1000));
+  kvt_ticket_release(t);
+  kvt_ticket_release(NULL);
+  {
+    kvt_key missing = {123, 456};
+    EXPECT_OK(kvt_prefetch(s, ns, &missing, 1, KVT_TIER_HOST, &t));
+    EXPECT_REJECT(kvt_ticket_wait(t, 0), KVT_NOT_FOUND);
+    kvt_ticket_release(t);
+  }
+
+  /* remove / drop */
+  EXPECT_REJECT(kvt_remove(NULL, ns, keys[1]), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_remove(s, 9, keys[1]), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_remove(s, ns, keys[1]));
+  EXPECT_REJECT(kvt_remove(s, ns, keys[1]), KVT_NOT_FOUND);
+  EXPECT_REJECT(kvt_get(s, ns, keys[1], out, bb), KVT_NOT_FOUND);
+  EXPECT_REJECT(kvt_drop_namespace(NULL, ns), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_drop_namespace(s, 9), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_drop_namespace(s, ns));
+  EXPECT_REJECT(kvt_get(s, ns, keys[0], out, bb), KVT_NOT_FOUND);
+  EXPECT_OK(kvt_block_bytes(s, ns, &bb)); /* the id stays valid */
+
+  /* stats, flush, close */
+  char* json = NULL;
+  EXPECT_REJECT(kvt_stats_json(NULL, &json), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_stats_json(s, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_stats_json(s, &json));
+  EXPECT(json != NULL && strstr(json, "\"host\"") != NULL && strstr(json, "\"evictions\"") != NULL);
+  kvt_free(json);
+  EXPECT_REJECT(kvt_flush(NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_flush(s));
+  EXPECT_OK(kvt_close(s));
+  EXPECT_OK(kvt_close(NULL));
+
+  /* options that need tiers this build does not have yet */
+  o = kvt_options_create();
+  kvt_options_set(o, "dir", dir);
+  kvt_options_set(o, "host_bytes", "1MiB");
+  kvt_options_set(o, "host_slab_bytes", "256KiB");
+  kvt_options_set(o, "host_mlock", "false");
+  kvt_options_set(o, "hbm_bytes", "1GiB");
+  s = NULL;
+  EXPECT_REJECT(kvt_open(o, &s), KVT_UNAVAILABLE);
+  kvt_options_destroy(o);
+
+  free(buf);
+  free(out);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail == 0 ? 0 : 1;
+}
