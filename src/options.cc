@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "base/units.h"
+#include "tiers/admission.h"
+#include "tiers/codec.h"
 
 namespace kvt {
 namespace {
@@ -62,7 +64,8 @@ std::string_view Trim(std::string_view s) {
 std::vector<std::string_view> Options::Names() {
   return {"dir",         "host_bytes",   "hbm_bytes", "nvme_bytes",      "host_policy",
           "write_policy", "hash_secret", "remote",    "auth_secret",     "io_depth",
-          "host_slab_bytes", "host_mlock", "verify_host_reads"};
+          "host_slab_bytes", "host_mlock", "verify_host_reads", "nvme_segment_bytes",
+          "nvme_codec",  "nvme_admission", "nvme_reinsertion"};
 }
 
 Status Options::Set(std::string_view name, std::string_view value) {
@@ -138,6 +141,28 @@ Status Options::Set(std::string_view name, std::string_view value) {
     return Status::Ok();
   }
   if (name == "host_mlock") return set_bool(&host_mlock);
+  if (name == "nvme_reinsertion") return set_bool(&nvme_reinsertion);
+  if (name == "nvme_segment_bytes") {
+    uint64_t b = 0;
+    KVT_RETURN_IF_ERROR(set_bytes(&b));
+    if (b < (1u << 20) || b % 4096 != 0) {
+      return bad(Status::InvalidArgument("must be a multiple of 4 KiB, at least 1 MiB"));
+    }
+    nvme_segment_bytes = b;
+    return Status::Ok();
+  }
+  if (name == "nvme_codec") {
+    auto c = ParseCodec(value);
+    if (!c.ok()) return bad(c.status());
+    nvme_codec = v;
+    return Status::Ok();
+  }
+  if (name == "nvme_admission") {
+    auto a = MakeAdmissionPolicy(value);
+    if (!a.ok()) return bad(a.status());
+    nvme_admission = v;
+    return Status::Ok();
+  }
   if (name == "verify_host_reads") return set_bool(&verify_host_reads);
   return Status::InvalidArgument("unknown option '" + std::string(name) + "'");
 }
@@ -171,6 +196,11 @@ Status Options::Validate() const {
     return Status::InvalidArgument("host_bytes (" + FormatBytes(host_bytes) +
                                    ") must hold at least one slab (host_slab_bytes = " +
                                    FormatBytes(host_slab_bytes) + ")");
+  }
+  if (nvme_bytes > 0 && nvme_bytes < 2 * nvme_segment_bytes) {
+    return Status::InvalidArgument("nvme_bytes (" + FormatBytes(nvme_bytes) +
+                                   ") must hold at least two segments (nvme_segment_bytes = " +
+                                   FormatBytes(nvme_segment_bytes) + ")");
   }
   return Status::Ok();
 }

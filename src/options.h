@@ -26,6 +26,10 @@ struct Options {
   uint64_t host_slab_bytes = 16ull << 20;
   bool host_mlock = true;
   bool verify_host_reads = false;
+  uint64_t nvme_segment_bytes = 64ull << 20;
+  std::string nvme_codec = "none";        // none | zstd (byte-shuffled)
+  std::string nvme_admission = "all";     // all | seen_twice | budget:SIZE | a+b
+  bool nvme_reinsertion = false;
 
   // Sets one option from its text form. InvalidArgument names the option and what was wrong.
   Status Set(std::string_view name, std::string_view value);

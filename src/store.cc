@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <chrono>
+#include <cstring>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
@@ -21,15 +23,43 @@ constexpr const char* kFormatFile = "KVTIER_FORMAT";
 
 void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
 
+void NvmeStatsJson(const NvmeStats& n, nlohmann::json* out) {
+  auto& j = *out;
+  j["writes"] = n.writes;
+  j["write_failures"] = n.write_failures;
+  j["reads"] = n.reads;
+  j["hits"] = n.hits;
+  j["misses"] = n.misses;
+  j["bytes_in"] = n.bytes_in;
+  j["bytes_out"] = n.bytes_out;
+  j["device_bytes_written"] = n.bytes_written;
+  j["device_bytes_read"] = n.bytes_read;
+  j["checksum_failures"] = n.checksum_failures;
+  j["io_errors"] = n.io_errors;
+  j["no_space"] = n.no_space;
+  j["segments_reclaimed"] = n.segments_reclaimed;
+  j["evictions"] = n.blocks_evicted;
+  j["stale_swept"] = n.stale_swept;
+  j["reinsertions"] = n.reinsertions;
+  j["removals"] = n.removes;
+  j["entries"] = n.entries;
+  j["segments_total"] = n.segments_total;
+  j["segments_created"] = n.segments_created;
+  j["used_bytes"] = n.bytes_used;
+  j["capacity_bytes"] = n.budget_bytes;
+  j["index_bytes"] = n.index_bytes;
+  j["registered_buffers"] = n.registered_buffers;
+  j["direct_io"] = n.direct_io;
+  j["io_engine"] = n.io_engine;
+  j["compression_ratio"] = n.compression_ratio;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   KVT_RETURN_IF_ERROR(o.Validate());
   if (o.hbm_bytes > 0) {
     return Status::Unavailable("hbm_bytes > 0: the HBM tier is not part of this build yet");
-  }
-  if (o.nvme_bytes > 0) {
-    return Status::Unavailable("nvme_bytes > 0: the NVMe tier is not part of this build yet");
   }
   if (!o.remote.empty()) {
     return Status::Unavailable("remote is set: the remote tier is not part of this build yet");
@@ -43,7 +73,82 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   ho.policy = o.host_policy;
   ho.verify_reads = o.verify_host_reads;
   KVT_ASSIGN_OR_RETURN(s->host_, HostTier::Create(ho));
+  if (o.nvme_bytes > 0) {
+    NvmeOptions no;
+    no.dir = o.dir + "/nvme";
+    no.budget_bytes = o.nvme_bytes;
+    no.segment_bytes = o.nvme_segment_bytes;
+    no.io_depth = o.io_depth;
+    KVT_ASSIGN_OR_RETURN(no.codec, ParseCodec(o.nvme_codec));
+    no.reinsertion = o.nvme_reinsertion;
+    KVT_ASSIGN_OR_RETURN(s->nvme_, NvmeTier::Open(no));
+    KVT_ASSIGN_OR_RETURN(s->admission_, MakeAdmissionPolicy(o.nvme_admission));
+    // Host slots are the I/O buffers: register them so reads and writes use fixed buffers.
+    s->nvme_->RegisterBuffers(s->host_->Regions());
+    if (!s->WriteThroughMode()) {
+      Store* self = s.get();
+      s->host_->SetEvictSink(
+          [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
+    }
+  }
   return s;
+}
+
+Status Store::Demote(const BlockMeta& meta, const uint8_t* data) {
+  BlockMeta on_disk;
+  if (nvme_->Lookup(meta.ns, meta.key, &on_disk) && on_disk.parent == meta.parent &&
+      on_disk.checksum == meta.checksum) {
+    Add(counters_.demotions_skipped);  // already there (promoted earlier, or flushed)
+    return Status::Ok();
+  }
+  {
+    std::lock_guard<std::mutex> l(admission_mu_);
+    const double now_s = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+    if (!admission_->Admit(meta.key.lo ^ meta.ns, meta.payload_bytes, now_s)) {
+      Add(counters_.admission_rejects);
+      return Status::Ok();
+    }
+  }
+  Status st = nvme_->Write(meta, data);
+  // On eviction a failed demotion just loses a cached block (counted); Flush reports it.
+  Add(st.ok() ? counters_.demotions : counters_.demotion_failures);
+  return st;
+}
+
+Status Store::Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
+  if (!nvme_) return Status::NotFound("block not stored");
+  // NVMe reads want a 4 KiB-aligned buffer of whole pages; one per thread, grown on demand.
+  thread_local AlignedBuffer scratch;
+  const size_t need = AlignUp(bytes, AlignedBuffer::kPage);
+  if (scratch.size() < need) {
+    KVT_ASSIGN_OR_RETURN(scratch, AlignedBuffer::Allocate(need, /*lock=*/false));
+  }
+  BlockMeta m;
+  KVT_RETURN_IF_ERROR(nvme_->Read(ns, key, scratch.data(), need, &m));
+  if (m.payload_bytes != bytes) {
+    return Status::InvalidArgument("buffer of " + std::to_string(bytes) + " bytes for a block of " +
+                                   std::to_string(m.payload_bytes));
+  }
+  if (dst != nullptr) std::memcpy(dst, scratch.data(), bytes);
+  Status hs = host_->Put(m, scratch.data(), /*checksum_known=*/true);
+  Add(hs.ok() ? counters_.promotions : counters_.promotion_failures);
+  return Status::Ok();  // the read itself succeeded; a full host tier only skips the promotion
+}
+
+Status Store::WriteThrough(uint64_t ns, const Hash128& key) {
+  PinnedBlock b;
+  if (!host_->Pin(ns, key, &b)) return Status::Ok();  // already evicted again: nothing to copy
+  Status st;
+  BlockMeta on_disk;
+  if (!(nvme_->Lookup(ns, key, &on_disk) && on_disk.parent == b.meta.parent &&
+        on_disk.checksum == b.meta.checksum)) {
+    st = nvme_->Write(b.meta, b.data);
+  }
+  host_->Unpin(b);
+  Add(st.ok() ? counters_.write_throughs : counters_.write_through_failures);
+  return st;
 }
 
 // Creates the directory, takes its lock (one open store per directory) and checks the on-disk
@@ -97,8 +202,21 @@ Store::~Store() {
 }
 
 Status Store::Flush() {
-  // Only volatile tiers so far: nothing to make durable.
-  return Status::Ok();
+  if (!nvme_) return Status::Ok();  // only volatile tiers: nothing can be made durable
+  Status first;
+  if (!WriteThroughMode()) {
+    // Write-back: blocks still only in host RAM go down now (through admission, as an
+    // eviction would send them), so that everything acknowledged and admitted is durable.
+    for (const BlockId& id : host_->Snapshot()) {
+      PinnedBlock b;
+      if (!host_->Pin(id.ns, id.key, &b)) continue;  // evicted meanwhile: demoted already
+      Status st = Demote(b.meta, b.data);
+      host_->Unpin(b);
+      if (first.ok() && !st.ok()) first = st;
+    }
+  }
+  Status st = nvme_->Flush();
+  return first.ok() ? st : first;
 }
 
 StatusOr<uint64_t> Store::OpenNamespace(const NamespaceDesc& d) {
@@ -150,14 +268,18 @@ Status Store::HashTokens(uint64_t ns, std::span<const int32_t> tokens,
 Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
                    const Hash128* digest) {
   BlockMeta m;
-  if (!host_->Lookup(ns.id, key, &m, /*touch=*/true)) return Tier::kNone;
+  Tier where = Tier::kHost;
+  if (!host_->Lookup(ns.id, key, &m, /*touch=*/true)) {
+    if (!nvme_ || !nvme_->Lookup(ns.id, key, &m)) return Tier::kNone;
+    where = Tier::kNvme;
+  }
   if (m.parent != parent || (digest != nullptr && m.has_tokens && m.tokens_digest != *digest)) {
     Add(counters_.collisions);
-    TierCounters::Add(host_->counters().collisions);
+    if (where == Tier::kHost) TierCounters::Add(host_->counters().collisions);
     return Tier::kNone;
   }
   if (digest != nullptr && !m.has_tokens) Add(counters_.unverified_hits);
-  return Tier::kHost;
+  return where;
 }
 
 Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_blocks,
@@ -227,8 +349,14 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
     m.tokens_digest = hasher_.TokensDigest({tokens, info->geometry.block_tokens});
   }
   Status s = host_->Put(m, data, /*checksum_known=*/false);
-  if (s.ok()) Add(counters_.puts);
-  return s;
+  if (!s.ok()) return s;
+  Add(counters_.puts);
+  if (nvme_ && WriteThroughMode()) {
+    // The caller's thread is the write-through queue: the block is on NVMe (not yet durable;
+    // see Flush) when put returns, and a failure to write it is reported.
+    KVT_RETURN_IF_ERROR(WriteThrough(ns, key));
+  }
+  return Status::Ok();
 }
 
 Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
@@ -240,6 +368,7 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
   }
   Add(counters_.gets);
   Status s = host_->Read(ns, key, dst, bytes, nullptr);
+  if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
   Add(s.ok() ? counters_.get_hits : counters_.get_misses);
   return s;
 }
@@ -248,6 +377,11 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   (void)info;
   Status s = host_->Remove(ns, key);
+  if (nvme_) {
+    Status n = nvme_->Remove(ns, key);
+    if (s.IsNotFound()) s = n;
+    else if (!n.ok() && !n.IsNotFound()) s = n;
+  }
   if (s.ok()) Add(counters_.removes);
   return s;
 }
@@ -256,6 +390,7 @@ Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   (void)info;
   host_->DropNamespace(ns);
+  if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
   Add(counters_.namespace_drops);
   return Status::Ok();
 }
@@ -275,7 +410,10 @@ StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const H
   size_t missing = 0;
   for (const Hash128& k : keys) {
     PinnedBlock b;
-    if (host_->Pin(ns, k, &b)) {
+    // A block on NVMe is promoted first (synchronously for now; the layer-wise pipeline comes
+    // with the HBM tier).
+    if (host_->Pin(ns, k, &b) ||
+        (Promote(ns, k, nullptr, info->block_bytes).ok() && host_->Pin(ns, k, &b))) {
       pins->push_back(b);
     } else {
       ++missing;
@@ -321,7 +459,17 @@ std::string Store::StatsJson() const {
   st["keyed_hashing"] = hasher_.keyed();
   st["key_bits"] = BlockKeyBits();
   st["checksum_impl"] = ChecksumImpl();
+  st["demotions"] = get(counters_.demotions);
+  st["demotions_skipped"] = get(counters_.demotions_skipped);
+  st["demotion_failures"] = get(counters_.demotion_failures);
+  st["admission_rejects"] = get(counters_.admission_rejects);
+  st["promotions"] = get(counters_.promotions);
+  st["promotion_failures"] = get(counters_.promotion_failures);
+  st["write_throughs"] = get(counters_.write_throughs);
+  st["write_through_failures"] = get(counters_.write_through_failures);
+  st["write_policy"] = opts_.write_policy;
   host_->StatsJson(&j["tiers"]["host"]);
+  if (nvme_) NvmeStatsJson(nvme_->Stats(), &j["tiers"]["nvme"]);
   return j.dump();
 }
 

@@ -19,7 +19,9 @@
 #include "src/block_key.h"
 #include "src/options.h"
 #include "src/ticket.h"
+#include "tiers/admission.h"
 #include "tiers/host_tier.h"
+#include "tiers/nvme_tier.h"
 
 namespace kvt {
 
@@ -40,6 +42,10 @@ struct StoreCounters {
   std::atomic<uint64_t> matches{0}, match_keys{0}, match_prefix_blocks{0};
   std::atomic<uint64_t> collisions{0}, unverified_hits{0};
   std::atomic<uint64_t> removes{0}, namespace_drops{0}, prefetches{0};
+  std::atomic<uint64_t> demotions{0}, demotions_skipped{0}, demotion_failures{0};
+  std::atomic<uint64_t> admission_rejects{0};
+  std::atomic<uint64_t> promotions{0}, promotion_failures{0};
+  std::atomic<uint64_t> write_throughs{0}, write_through_failures{0};
 };
 
 class Store {
@@ -83,6 +89,14 @@ class Store {
   // them) its token digest against `digest`. A mismatch is a collision: counted, reported kNone.
   Tier Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
               const Hash128* digest);
+  // Host -> NVMe (write-back: on eviction and at flush), through admission; skipped when NVMe
+  // holds the block already. Runs without the host lock. The write's status.
+  Status Demote(const BlockMeta& meta, const uint8_t* data);
+  // Copies a block from NVMe into the host tier (and into dst when given). NotFound on a miss.
+  Status Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes);
+  // Writes a block now in the host tier to NVMe as well (write-through).
+  Status WriteThrough(uint64_t ns, const Hash128& key);
+  bool WriteThroughMode() const { return opts_.write_policy == "write_through"; }
   Hash128 NormalizeParent(const NamespaceInfo& ns, const Hash128& parent) const {
     return (parent.lo == 0 && parent.hi == 0) ? ns.root : parent;
   }
@@ -91,6 +105,9 @@ class Store {
   const KeyHasher hasher_;
   UniqueFd lock_fd_;
   std::unique_ptr<HostTier> host_;
+  std::unique_ptr<NvmeTier> nvme_;  // null when nvme_bytes == 0
+  std::mutex admission_mu_;
+  std::unique_ptr<AdmissionPolicy> admission_;  // GUARDED_BY(admission_mu_)
   mutable std::shared_mutex ns_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
   mutable StoreCounters counters_;

@@ -160,6 +160,11 @@ void HostTier::Unpin(const PinnedBlock& b) {
   pool_->Unpin(b.slot);
 }
 
+std::vector<BlockId> HostTier::Snapshot() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return index_->Ids();
+}
+
 Status HostTier::Remove(uint64_t ns, const Hash128& key) {
   std::lock_guard<std::mutex> l(mu_);
   EntryId id = index_->Find(ns, key);

@@ -65,6 +65,9 @@ class HostTier {
   bool Pin(uint64_t ns, const Hash128& key, PinnedBlock* out);
   void Unpin(const PinnedBlock& b);
 
+  // The (namespace, key) of every block held now: a snapshot, for flushing write-back blocks.
+  std::vector<BlockId> Snapshot() const;
+
   // Removes one block; NotFound when absent.
   Status Remove(uint64_t ns, const Hash128& key);
   // Removes every block of a namespace; returns how many.

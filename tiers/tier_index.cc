@@ -41,6 +41,13 @@ EntryId TierIndex::PickVictim(const std::function<bool(const Entry&)>& can_evict
   return policy_->PickVictim([&](EntryId id) { return can_evict(entries_[id]); });
 }
 
+std::vector<BlockId> TierIndex::Ids() const {
+  std::vector<BlockId> out;
+  out.reserve(map_.size());
+  for (const auto& [bid, id] : map_) out.push_back(bid);
+  return out;
+}
+
 std::vector<EntryId> TierIndex::EntriesOf(uint64_t ns) const {
   std::vector<EntryId> out;
   for (const auto& [bid, id] : map_) {

@@ -55,6 +55,8 @@ class TierIndex {
   void Erase(EntryId id, bool evicted);
   // The policy's next victim among entries for which can_evict(entry) holds, or kNoEntry.
   EntryId PickVictim(const std::function<bool(const Entry&)>& can_evict);
+  // Every live entry's id, in no particular order.
+  std::vector<BlockId> Ids() const;
   // Every live entry of a namespace (for drop).
   std::vector<EntryId> EntriesOf(uint64_t ns) const;
 

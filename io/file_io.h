@@ -1,0 +1,103 @@
+// FileIo: the file I/O interface under the NVMe tier. Implementations: UringFileIo (io_uring),
+// PosixFileIo (pread/pwrite, for kernels or sandboxes that refuse io_uring) and
+// FaultInjectionFileIo (wraps another FileIo for tests).
+//
+// The unit of work is a batch: Execute() runs every request of a span to completion (or failure)
+// before it returns, so a caller's buffers are never touched by the kernel after Execute returns.
+// Short transfers and EINTR/EAGAIN are handled below this interface: a request that reports OK
+// moved exactly `len` bytes.
+//
+// Thread safety: none. One instance per I/O thread (an io_uring ring is single-issuer); callers
+// that share files across threads use one FileIo each.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/status.h"
+
+namespace kvt {
+
+enum class IoOp : uint8_t { kRead = 0, kWrite = 1 };
+
+const char* IoOpName(IoOp op);
+
+struct IoRequest {
+  // --- in ---
+  IoOp op = IoOp::kRead;
+  int fd = -1;
+  void* buf = nullptr;  // for kWrite the bytes are only read
+  size_t len = 0;
+  uint64_t offset = 0;
+  // Index into the buffers given to RegisterBuffers() when `buf` lies inside one of them (the
+  // kernel then skips pinning pages per I/O); -1 when not registered. Ignored by implementations
+  // without registered buffers.
+  int fixed_index = -1;
+  // --- out ---
+  Status result;          // OK when exactly `len` bytes moved
+  size_t bytes_done = 0;  // bytes moved, also on failure (a torn write's prefix)
+  bool hit_eof = false;   // a read stopped at end of file (the file is shorter than asked)
+
+  static IoRequest Read(int fd, void* buf, size_t len, uint64_t offset, int fixed_index = -1) {
+    return Make(IoOp::kRead, fd, buf, len, offset, fixed_index);
+  }
+  static IoRequest Write(int fd, const void* buf, size_t len, uint64_t offset,
+                         int fixed_index = -1) {
+    return Make(IoOp::kWrite, fd, const_cast<void*>(buf), len, offset, fixed_index);
+  }
+  static IoRequest Make(IoOp op, int fd, void* buf, size_t len, uint64_t offset, int fixed_index) {
+    IoRequest r;
+    r.op = op;
+    r.fd = fd;
+    r.buf = buf;
+    r.len = len;
+    r.offset = offset;
+    r.fixed_index = fixed_index;
+    return r;
+  }
+};
+
+class FileIo {
+ public:
+  virtual ~FileIo() = default;
+
+  // Runs every request. Returns OK when all succeeded, else the first failed request's status;
+  // each request's own outcome is in its `result`.
+  virtual Status Execute(std::span<IoRequest> reqs) = 0;
+
+  virtual Status Fsync(int fd) = 0;
+  virtual Status Fdatasync(int fd) = 0;
+  // Allocates [offset, offset + len) (mode 0: the file grows when needed).
+  virtual Status Fallocate(int fd, uint64_t offset, uint64_t len) = 0;
+
+  // Registers buffers for fixed I/O. Unavailable (with the kernel's reason) when refused, e.g.
+  // ENOMEM under a small RLIMIT_MEMLOCK: the caller logs once and keeps using plain I/O. Replaces
+  // any earlier registration. An empty span unregisters.
+  virtual Status RegisterBuffers(std::span<const iovec> bufs) = 0;
+  virtual bool BuffersRegistered() const = 0;
+
+  // "io_uring", "posix", ... for stats and logs.
+  virtual const char* Name() const = 0;
+};
+
+// io_uring with queue depth `depth`, or PosixFileIo when the kernel refuses io_uring (logged once
+// per process). Never fails.
+std::unique_ptr<FileIo> MakeDefaultFileIo(unsigned depth);
+
+// "/path/of/fd" from /proc/self/fd, or "fd N" when that is unreadable. Only for error messages.
+std::string DescribeFd(int fd);
+
+// The Status of a failed request: "<op> <file> at offset N (len M): strerror (errno E)".
+Status IoErrorStatus(IoOp op, int fd, uint64_t offset, size_t len, int err);
+
+// fsync/fdatasync and fallocate(mode 0) as plain syscalls, EINTR retried, errors named. Shared by
+// the implementations: these are rare, blocking-is-fine calls, not worth a ring round trip.
+Status SyncFd(int fd, bool data_only);
+Status FallocateFd(int fd, uint64_t offset, uint64_t len);
+
+}  // namespace kvt

@@ -1,1 +1,0 @@
-// Kernels and their CPU references are added here (issue 5).

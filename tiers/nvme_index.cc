@@ -1,0 +1,325 @@
+#include "tiers/nvme_index.h"
+
+#include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+
+namespace kvt {
+namespace {
+
+constexpr size_t kKeyBytes = 24;
+constexpr uint8_t kValueVersion = 1;
+constexpr size_t kValueBytes = 72;
+
+void PutBe64(uint64_t v, char* p) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+
+uint64_t GetBe64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+template <typename T>
+void PutLe(char*& p, T v) {
+  std::memcpy(p, &v, sizeof(v));
+  p += sizeof(v);
+}
+
+template <typename T>
+T GetLe(const char*& p) {
+  T v;
+  std::memcpy(&v, p, sizeof(v));
+  p += sizeof(v);
+  return v;
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNoSpace()) return Status::NoSpace(what + ": " + s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
+  return Status::IoError(what + ": " + s.ToString());
+}
+
+}  // namespace
+
+std::string EncodeIndexKey(uint64_t ns, const Hash128& key) {
+  std::string k(kKeyBytes, '\0');
+  PutBe64(ns, k.data());
+  PutBe64(key.lo, k.data() + 8);
+  PutBe64(key.hi, k.data() + 16);
+  return k;
+}
+
+bool DecodeIndexKey(const rocksdb::Slice& s, uint64_t* ns, Hash128* key) {
+  if (s.size() != kKeyBytes) return false;
+  *ns = GetBe64(s.data());
+  key->lo = GetBe64(s.data() + 8);
+  key->hi = GetBe64(s.data() + 16);
+  return true;
+}
+
+std::string EncodeLocation(const NvmeLocation& l) {
+  std::string v(kValueBytes, '\0');
+  char* p = v.data();
+  PutLe<uint8_t>(p, kValueVersion);
+  PutLe<uint8_t>(p, static_cast<uint8_t>(l.codec));
+  PutLe<uint8_t>(p, l.has_tokens ? 1 : 0);
+  PutLe<uint8_t>(p, 0);
+  PutLe<uint32_t>(p, l.segment);
+  PutLe<uint64_t>(p, l.generation);
+  PutLe<uint64_t>(p, l.offset);
+  PutLe<uint32_t>(p, l.stored_bytes);
+  PutLe<uint32_t>(p, l.payload_bytes);
+  PutLe<uint64_t>(p, l.checksum);
+  PutLe<uint64_t>(p, l.parent.lo);
+  PutLe<uint64_t>(p, l.parent.hi);
+  PutLe<uint64_t>(p, l.tokens_digest.lo);
+  PutLe<uint64_t>(p, l.tokens_digest.hi);
+  return v;
+}
+
+bool DecodeLocation(const rocksdb::Slice& s, NvmeLocation* l) {
+  if (s.size() != kValueBytes) return false;
+  const char* p = s.data();
+  if (GetLe<uint8_t>(p) != kValueVersion) return false;
+  uint8_t codec = GetLe<uint8_t>(p);
+  if (codec > static_cast<uint8_t>(Codec::kZstd)) return false;
+  l->codec = static_cast<Codec>(codec);
+  l->has_tokens = GetLe<uint8_t>(p) != 0;
+  GetLe<uint8_t>(p);
+  l->segment = GetLe<uint32_t>(p);
+  l->generation = GetLe<uint64_t>(p);
+  l->offset = GetLe<uint64_t>(p);
+  l->stored_bytes = GetLe<uint32_t>(p);
+  l->payload_bytes = GetLe<uint32_t>(p);
+  l->checksum = GetLe<uint64_t>(p);
+  l->parent.lo = GetLe<uint64_t>(p);
+  l->parent.hi = GetLe<uint64_t>(p);
+  l->tokens_digest.lo = GetLe<uint64_t>(p);
+  l->tokens_digest.hi = GetLe<uint64_t>(p);
+  return true;
+}
+
+StatusOr<std::unique_ptr<NvmeIndex>> NvmeIndex::Open(const std::string& path, bool read_only) {
+  rocksdb::Options o;
+  o.create_if_missing = !read_only;
+  o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+  // Small and quiet: the index is ~100 bytes per block and every lookup is served from memory.
+  o.write_buffer_size = 16 << 20;
+  o.keep_log_file_num = 2;
+  o.max_log_file_size = 1 << 20;
+  o.max_background_jobs = 2;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      read_only ? rocksdb::DB::OpenForReadOnly(o, path, &raw) : rocksdb::DB::Open(o, path, &raw);
+  if (!s.ok()) return FromRocks(s, "open index " + path);
+  return std::unique_ptr<NvmeIndex>(
+      new NvmeIndex(path, std::unique_ptr<rocksdb::DB>(raw), read_only));
+}
+
+NvmeIndex::~NvmeIndex() {
+  if (db_ != nullptr && !read_only_) {
+    rocksdb::Status ignored = db_->Close();  // flushes nothing unsynced away; WAL stays
+    (void)ignored;
+  }
+}
+
+Status NvmeIndex::Scan(const std::function<void(const NvmeEntry&, bool)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;  // every namespace, not one prefix
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    NvmeEntry e;
+    bool ok = DecodeIndexKey(it->key(), &e.ns, &e.key) && DecodeLocation(it->value(), &e.loc);
+    if (!ok) {
+      // Undecodable: hand back what the key says so the caller can delete it.
+      std::string k = it->key().ToString();
+      k.resize(kKeyBytes, '\0');
+      DecodeIndexKey(k, &e.ns, &e.key);
+    }
+    fn(e, ok);
+  }
+  return FromRocks(it->status(), "scan index " + path_);
+}
+
+void NvmeIndex::LoadIntoMemory(const NvmeEntry& e) {
+  MapKey k{e.ns, e.key};
+  Shard& sh = ShardOf(k);
+  std::lock_guard<std::mutex> l(sh.mu);
+  sh.map[k] = Slot{e.loc, false};
+}
+
+bool NvmeIndex::Find(uint64_t ns, const Hash128& key, NvmeLocation* loc, bool mark_hit) const {
+  MapKey k{ns, key};
+  Shard& sh = ShardOf(k);
+  std::lock_guard<std::mutex> l(sh.mu);
+  auto it = sh.map.find(k);
+  if (it == sh.map.end()) return false;
+  if (loc != nullptr) *loc = it->second.loc;
+  if (mark_hit) it->second.hit = true;
+  return true;
+}
+
+bool NvmeIndex::IsHitAt(uint64_t ns, const Hash128& key, const NvmeLocation& where,
+                        bool* hit) const {
+  MapKey k{ns, key};
+  Shard& sh = ShardOf(k);
+  std::lock_guard<std::mutex> l(sh.mu);
+  auto it = sh.map.find(k);
+  if (it == sh.map.end() || !it->second.loc.SamePlace(where)) return false;
+  *hit = it->second.hit;
+  return true;
+}
+
+Status NvmeIndex::WriteDb(rocksdb::WriteBatch* b, const char* what) {
+  if (read_only_) return Status::PermissionDenied(std::string(what) + ": index is read-only");
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), b), std::string(what) + " " + path_);
+}
+
+Status NvmeIndex::Put(std::span<const NvmeEntry> entries) {
+  rocksdb::WriteBatch b;
+  for (const NvmeEntry& e : entries) {
+    rocksdb::Status s = b.Put(EncodeIndexKey(e.ns, e.key), EncodeLocation(e.loc));
+    if (!s.ok()) return FromRocks(s, "index put");
+  }
+  KVT_RETURN_IF_ERROR(WriteDb(&b, "index put"));
+  for (const NvmeEntry& e : entries) LoadIntoMemory(e);
+  return Status::Ok();
+}
+
+Status NvmeIndex::PutIfAt(const NvmeEntry& e, const NvmeLocation& expected) {
+  MapKey k{e.ns, e.key};
+  Shard& sh = ShardOf(k);
+  std::lock_guard<std::mutex> l(sh.mu);
+  auto it = sh.map.find(k);
+  if (it == sh.map.end() || !it->second.loc.SamePlace(expected)) {
+    return Status::NotFound("index entry moved");
+  }
+  rocksdb::WriteBatch b;
+  rocksdb::Status s = b.Put(EncodeIndexKey(e.ns, e.key), EncodeLocation(e.loc));
+  if (!s.ok()) return FromRocks(s, "index put");
+  KVT_RETURN_IF_ERROR(WriteDb(&b, "index put"));
+  it->second = Slot{e.loc, false};
+  return Status::Ok();
+}
+
+Status NvmeIndex::Erase(uint64_t ns, const Hash128& key) {
+  MapKey k{ns, key};
+  Shard& sh = ShardOf(k);
+  std::lock_guard<std::mutex> l(sh.mu);
+  auto it = sh.map.find(k);
+  if (it == sh.map.end()) return Status::NotFound("no NVMe entry for the key");
+  rocksdb::WriteBatch b;
+  rocksdb::Status s = b.Delete(EncodeIndexKey(ns, key));
+  if (!s.ok()) return FromRocks(s, "index delete");
+  KVT_RETURN_IF_ERROR(WriteDb(&b, "index delete"));
+  sh.map.erase(it);
+  return Status::Ok();
+}
+
+StatusOr<uint64_t> NvmeIndex::EraseIfAt(std::span<const NvmeEntry> entries) {
+  // Checked and erased from the map first, then deleted from RocksDB in one batch: a failed
+  // RocksDB write leaves entries on disk that point at a generation being retired, which the
+  // next open sweeps as stale. Never the reverse (a map entry without a durable twin is fine).
+  rocksdb::WriteBatch b;
+  uint64_t n = 0;
+  for (const NvmeEntry& e : entries) {
+    MapKey k{e.ns, e.key};
+    Shard& sh = ShardOf(k);
+    std::lock_guard<std::mutex> l(sh.mu);
+    auto it = sh.map.find(k);
+    if (it == sh.map.end() || !it->second.loc.SamePlace(e.loc)) continue;
+    sh.map.erase(it);
+    rocksdb::Status s = b.Delete(EncodeIndexKey(e.ns, e.key));
+    (void)s;
+    ++n;
+  }
+  if (n > 0) KVT_RETURN_IF_ERROR(WriteDb(&b, "index delete"));
+  return n;
+}
+
+Status NvmeIndex::EraseFromDisk(std::span<const NvmeEntry> entries) {
+  if (entries.empty()) return Status::Ok();
+  rocksdb::WriteBatch b;
+  for (const NvmeEntry& e : entries) {
+    rocksdb::Status s = b.Delete(EncodeIndexKey(e.ns, e.key));
+    (void)s;
+  }
+  return WriteDb(&b, "index delete");
+}
+
+StatusOr<uint64_t> NvmeIndex::EraseNamespace(uint64_t ns) {
+  if (read_only_) return Status::PermissionDenied("drop namespace: index is read-only");
+  std::string begin(8, '\0');
+  PutBe64(ns, begin.data());
+  // Past every 24-byte key of the namespace, also for ns = 2^64 - 1.
+  std::string end = begin + std::string(17, '\xff');
+  KVT_RETURN_IF_ERROR(
+      FromRocks(db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(), begin, end),
+                "index delete range " + path_));
+  uint64_t n = 0;
+  for (Shard& sh : shards_) {
+    std::lock_guard<std::mutex> l(sh.mu);
+    for (auto it = sh.map.begin(); it != sh.map.end();) {
+      if (it->first.ns == ns) {
+        it = sh.map.erase(it);
+        ++n;
+      } else {
+        ++it;
+      }
+    }
+  }
+  return n;
+}
+
+Status NvmeIndex::Sync() {
+  if (read_only_) return Status::Ok();
+  return FromRocks(db_->SyncWAL(), "sync index WAL " + path_);
+}
+
+uint64_t NvmeIndex::size() const {
+  uint64_t n = 0;
+  for (const Shard& sh : shards_) {
+    std::lock_guard<std::mutex> l(sh.mu);
+    n += sh.map.size();
+  }
+  return n;
+}
+
+void NvmeIndex::ForEach(const std::function<bool(const NvmeEntry&)>& fn) const {
+  std::vector<NvmeEntry> copy;
+  for (const Shard& sh : shards_) {
+    copy.clear();
+    {
+      std::lock_guard<std::mutex> l(sh.mu);
+      copy.reserve(sh.map.size());
+      for (const auto& [k, slot] : sh.map) copy.push_back(NvmeEntry{k.ns, k.key, slot.loc});
+    }
+    for (const NvmeEntry& e : copy) {
+      if (!fn(e)) return;
+    }
+  }
+}
+
+uint64_t NvmeIndex::DiskBytes() const {
+  std::error_code ec;
+  uint64_t total = 0;
+  for (const auto& f : std::filesystem::directory_iterator(path_, ec)) {
+    struct stat st;
+    if (::stat(f.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      total += static_cast<uint64_t>(st.st_blocks) * 512;  // allocated, as du counts
+    }
+  }
+  return total;
+}
+
+}  // namespace kvt

@@ -1,0 +1,90 @@
+// Private parts of NvmeTier shared by its .cc files (nvme_tier.cc, nvme_segments.cc,
+// nvme_fsck.cc). Not for use outside the NVMe tier.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/aligned_buffer.h"
+#include "io/file_io.h"
+#include "tiers/nvme_tier.h"
+
+namespace kvt {
+
+// One borrowed I/O context: a FileIo (ring) plus aligned scratch. Used by one thread at a time.
+struct IoContext {
+  std::unique_ptr<FileIo> io;
+  uint64_t registered_version = 0;
+  std::vector<iovec> regs;  // as registered with `io`, sorted by address; empty: unregistered
+  AlignedBuffer headers;    // 4 KiB per record header of a batch
+  AlignedBuffer bounce;     // payload staging: compression, unaligned or short buffers
+  std::vector<IoRequest> reqs;
+
+  // Scratch of at least n header blocks / bytes; nullptr when memory is exhausted.
+  uint8_t* Headers(size_t n) { return Grow(headers, n * 4096); }
+  uint8_t* Bounce(size_t bytes) { return Grow(bounce, bytes); }
+
+ private:
+  static uint8_t* Grow(AlignedBuffer& b, size_t bytes) {
+    if (b.size() < bytes) {
+      size_t want = b.size() == 0 ? bytes : std::max(bytes, b.size() * 2);
+      auto nb = AlignedBuffer::Allocate(want, false);
+      if (!nb.ok()) return nullptr;
+      b = std::move(nb).value();
+    }
+    return b.data();
+  }
+};
+
+struct NvmeTier::Segment {
+  UniqueFd fd;                          // set once when the file is opened or created
+  std::atomic<int> fd_raw{-1};          // fd.get(), readable without alloc_mu_
+  std::atomic<uint64_t> generation{0};  // 0: no valid header (never written, or torn)
+  std::atomic<bool> dirty{false};       // written since the last Flush
+  // GUARDED_BY(alloc_mu_):
+  NvmeSegmentInfo::State state = NvmeSegmentInfo::State::kAbsent;
+  uint64_t write_offset = 0;
+  uint32_t inflight = 0;  // reservations whose write + index put has not finished
+  struct Ref {
+    uint64_t ns;
+    Hash128 key;
+    uint64_t offset;
+  };
+  std::vector<Ref> records;  // written under the current generation, for reclaim
+  std::string header_error;  // set at open when the header did not verify
+};
+
+struct NvmeTier::Counters {
+  std::atomic<uint64_t> writes{0}, write_failures{0}, reads{0}, hits{0}, misses{0}, lookups{0};
+  std::atomic<uint64_t> bytes_in{0}, bytes_out{0}, bytes_written{0}, bytes_read{0};
+  std::atomic<uint64_t> checksum_failures{0}, io_errors{0}, no_space{0};
+  std::atomic<uint64_t> segments_reclaimed{0}, blocks_evicted{0}, stale_swept{0};
+  std::atomic<uint64_t> reinsertions{0}, removes{0}, namespaces_dropped{0}, unaligned_copies{0};
+  std::atomic<uint64_t> register_fallbacks{0}, compress_in{0}, compress_out{0};
+  std::atomic<uint64_t> segments_created{0};
+};
+
+inline void Bump(std::atomic<uint64_t>& c, uint64_t v = 1) {
+  c.fetch_add(v, std::memory_order_relaxed);
+}
+
+// Borrows an IoContext from the tier's pool for the scope of one call.
+class NvmeTier::IoLease {
+ public:
+  explicit IoLease(NvmeTier* t);
+  ~IoLease();
+  IoLease(const IoLease&) = delete;
+  IoLease& operator=(const IoLease&) = delete;
+  IoContext& operator*() { return *ctx_; }
+  IoContext* operator->() { return ctx_.get(); }
+
+ private:
+  NvmeTier* t_;
+  std::unique_ptr<IoContext> ctx_;
+};
+
+inline bool IsAligned(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 4095) == 0; }
+
+}  // namespace kvt

@@ -1,0 +1,527 @@
+// NvmeTier: the data path (write, lookup, read, remove, flush), I/O contexts and stats.
+#include "tiers/nvme_tier.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/log.h"
+#include "tiers/nvme_internal.h"
+#include "tiers/segment_format.h"
+
+namespace kvt {
+
+// ---------------------------------------------------------------------------------------------
+// I/O contexts
+
+NvmeTier::IoLease::IoLease(NvmeTier* t) : t_(t) {
+  {
+    std::lock_guard<std::mutex> l(t->pool_mu_);
+    if (!t->idle_.empty()) {
+      ctx_ = std::move(t->idle_.back());
+      t->idle_.pop_back();
+    }
+  }
+  if (ctx_ == nullptr) {
+    ctx_ = std::make_unique<IoContext>();
+    ctx_->io = t->opts_.io_factory ? t->opts_.io_factory() : MakeDefaultFileIo(t->opts_.io_depth);
+  }
+  t->PrepareContext(*ctx_);
+}
+
+NvmeTier::IoLease::~IoLease() {
+  std::lock_guard<std::mutex> l(t_->pool_mu_);
+  t_->idle_.push_back(std::move(ctx_));
+}
+
+void NvmeTier::PrepareContext(IoContext& ctx) {
+  std::vector<iovec> want;
+  uint64_t version;
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    if (io_engine_.empty()) io_engine_ = ctx.io->Name();
+    version = registered_version_;
+    if (ctx.registered_version == version) return;
+    want = registered_;
+  }
+  ctx.registered_version = version;
+  ctx.regs.clear();
+  Status s = ctx.io->RegisterBuffers(want);
+  if (s.ok()) {
+    ctx.regs = std::move(want);
+    registered_ok_ = !ctx.regs.empty();
+    return;
+  }
+  registered_ok_ = false;
+  Bump(c_->register_fallbacks);
+  if (!register_logged_.exchange(true)) {
+    KVT_LOG(kWarn,
+            "NVMe tier: registered buffers refused, using plain reads/writes: " + s.ToString());
+  }
+}
+
+void NvmeTier::RegisterBuffers(std::span<const iovec> bufs) {
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    registered_.assign(bufs.begin(), bufs.end());
+    std::sort(registered_.begin(), registered_.end(),
+              [](const iovec& a, const iovec& b) { return a.iov_base < b.iov_base; });
+    ++registered_version_;
+  }
+  IoLease lease(this);  // registers one context now, so the outcome is in the log and stats
+}
+
+int NvmeTier::FixedIndex(const IoContext& ctx, const void* p, size_t len) const {
+  if (ctx.regs.empty()) return -1;
+  auto it = std::upper_bound(ctx.regs.begin(), ctx.regs.end(), p,
+                             [](const void* v, const iovec& r) { return v < r.iov_base; });
+  if (it == ctx.regs.begin()) return -1;
+  --it;
+  auto* base = static_cast<const uint8_t*>(it->iov_base);
+  auto* q = static_cast<const uint8_t*>(p);
+  if (q + len > base + it->iov_len) return -1;
+  return static_cast<int>(it - ctx.regs.begin());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write
+
+struct NvmeTier::Prepared {
+  const NvmeWriteItem* item = nullptr;
+  Status status;
+  const void* src = nullptr;  // what goes to disk: the slot, or the bounce buffer
+  uint32_t stored = 0;
+  Codec codec = Codec::kNone;
+  uint64_t checksum = 0;
+  uint64_t stored_checksum = 0;
+  Reservation where;
+  bool reserved = false;
+};
+
+Status NvmeTier::Write(const BlockMeta& meta, const void* payload) {
+  NvmeWriteItem item{meta, payload};
+  return WriteBatch({&item, 1});
+}
+
+Status NvmeTier::WriteBatch(std::span<const NvmeWriteItem> items, std::vector<Status>* results) {
+  if (results != nullptr) results->assign(items.size(), Status::Ok());
+  if (items.empty()) return Status::Ok();
+  if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
+  IoLease ctx(this);
+  const uint64_t max_stored = opts_.segment_bytes - kSegmentHeaderBytes - kRecordHeaderBytes;
+
+  // Staging bytes: compression output, or a copy of an unaligned payload.
+  std::vector<size_t> stage_off(items.size(), SIZE_MAX);
+  size_t stage_bytes = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    size_t n = items[i].meta.payload_bytes;
+    size_t need = 0;
+    if (opts_.codec == Codec::kZstd)
+      need = AlignUp(std::max(ZstdBound(n), n), kNvmeAlign);
+    else if (!IsAligned(items[i].payload))
+      need = AlignUp(n, kNvmeAlign);
+    if (need > 0) {
+      stage_off[i] = stage_bytes;
+      stage_bytes += need;
+    }
+  }
+  uint8_t* stage = stage_bytes > 0 ? ctx->Bounce(stage_bytes) : nullptr;
+  if (stage_bytes > 0 && stage == nullptr) return Status::Internal("out of staging memory");
+
+  std::vector<Prepared> prep(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    Prepared& p = prep[i];
+    const NvmeWriteItem& it = items[i];
+    p.item = &it;
+    uint32_t n = it.meta.payload_bytes;
+    if (it.payload == nullptr || n == 0 || n > max_stored) {
+      p.status = Status::InvalidArgument("NVMe write: payload of " + std::to_string(n) +
+                                         " bytes (must be 1.." + std::to_string(max_stored) +
+                                         " for segment_bytes " +
+                                         std::to_string(opts_.segment_bytes) + ")");
+      continue;
+    }
+    p.checksum = Checksum64(it.payload, n);
+    if (it.meta.checksum != 0 && it.meta.checksum != p.checksum) {
+      p.status = Status::InvalidArgument(
+          "NVMe write: payload checksum differs from meta.checksum (slot changed under the "
+          "write, or a wrong checksum)");
+      continue;
+    }
+    p.src = it.payload;
+    p.stored = n;
+    p.stored_checksum = p.checksum;
+    if (opts_.codec == Codec::kZstd) {
+      uint8_t* out = stage + stage_off[i];
+      size_t cap = AlignUp(std::max(ZstdBound(n), size_t{n}), kNvmeAlign);
+      auto z = ZstdShuffleCompress(it.payload, n, out, cap, opts_.zstd_level);
+      Bump(c_->compress_in, n);
+      // Compression pays only if it saves at least one 4 KiB block on disk.
+      if (z.ok() && AlignUp(*z, kNvmeAlign) < AlignUp(n, kNvmeAlign)) {
+        p.src = out;
+        p.stored = static_cast<uint32_t>(*z);
+        p.codec = Codec::kZstd;
+        p.stored_checksum = Checksum64(out, p.stored);
+      } else if (!IsAligned(it.payload)) {
+        std::memcpy(out, it.payload, n);
+        p.src = out;
+        Bump(c_->unaligned_copies);
+      }
+      Bump(c_->compress_out, p.stored);
+    } else if (!IsAligned(it.payload)) {
+      std::memcpy(stage + stage_off[i], it.payload, n);
+      p.src = stage + stage_off[i];
+      Bump(c_->unaligned_copies);
+    }
+  }
+
+  // Reserve in order; a group is written as soon as the next item needs a segment rotation,
+  // because a rotation may wait for in-flight writes and this thread's own must not be among them.
+  std::vector<Prepared*> group;
+  for (Prepared& p : prep) {
+    if (!p.status.ok()) continue;
+    for (;;) {
+      bool would_rotate = false;
+      auto r = Reserve(*ctx, RecordBytes(p.stored), p.item->meta.ns, p.item->meta.key,
+                       /*may_rotate=*/group.empty(), &would_rotate);
+      if (r.ok()) {
+        p.where = *r;
+        p.reserved = true;
+        group.push_back(&p);
+        break;
+      }
+      if (would_rotate) {
+        CommitGroup(*ctx, group);
+        group.clear();
+        continue;
+      }
+      p.status = r.status();
+      break;
+    }
+  }
+  CommitGroup(*ctx, group);
+
+  Status first;
+  for (size_t i = 0; i < prep.size(); ++i) {
+    const Prepared& p = prep[i];
+    if (p.status.ok()) {
+      Bump(c_->writes);
+      Bump(c_->bytes_in, items[i].meta.payload_bytes);
+    } else {
+      Bump(c_->write_failures);
+      if (p.status.code() == Code::kNoSpace) Bump(c_->no_space);
+      if (p.status.code() == Code::kIoError) Bump(c_->io_errors);
+      if (first.ok()) first = p.status;
+    }
+    if (results != nullptr) (*results)[i] = p.status;
+  }
+  return first;
+}
+
+void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
+  if (group.empty()) return;
+  uint8_t* hdrs = ctx.Headers(group.size());
+  ctx.reqs.clear();
+  for (size_t i = 0; i < group.size(); ++i) {
+    Prepared& p = *group[i];
+    if (hdrs == nullptr) {
+      p.status = Status::Internal("out of memory for record headers");
+      continue;
+    }
+    const BlockMeta& m = p.item->meta;
+    RecordHeader h;
+    h.codec = static_cast<uint8_t>(p.codec);
+    h.flags = m.has_tokens ? kRecordHasTokens : 0;
+    h.generation = p.where.generation;
+    h.ns = m.ns;
+    h.key = m.key;
+    h.parent = m.parent;
+    h.tokens_digest = m.tokens_digest;
+    h.payload_bytes = m.payload_bytes;
+    h.stored_bytes = p.stored;
+    h.payload_checksum = p.checksum;
+    h.stored_checksum = p.stored_checksum;
+    uint8_t* hb = hdrs + i * kRecordHeaderBytes;
+    EncodeRecordHeader(h, hb);
+    size_t len = AlignUp(p.stored, kNvmeAlign);
+    ctx.reqs.push_back(IoRequest::Write(p.where.fd, hb, kRecordHeaderBytes, p.where.offset));
+    ctx.reqs.push_back(IoRequest::Write(p.where.fd, p.src, len, p.where.offset + kRecordHeaderBytes,
+                                        FixedIndex(ctx, p.src, len)));
+  }
+  if (hdrs != nullptr) {
+    Status ignored = ctx.io->Execute(ctx.reqs);  // per-request results below
+    (void)ignored;
+  }
+  std::vector<NvmeEntry> entries;
+  std::vector<Prepared*> written;
+  for (size_t i = 0; i < group.size() && hdrs != nullptr; ++i) {
+    Prepared& p = *group[i];
+    const IoRequest& hr = ctx.reqs[2 * i];
+    const IoRequest& pr = ctx.reqs[2 * i + 1];
+    Bump(c_->bytes_written, hr.bytes_done + pr.bytes_done);
+    if (!hr.result.ok() || !pr.result.ok()) {
+      p.status = !hr.result.ok() ? hr.result : pr.result;
+      continue;
+    }
+    segs_[p.where.segment]->dirty.store(true);
+    const BlockMeta& m = p.item->meta;
+    NvmeEntry e;
+    e.ns = m.ns;
+    e.key = m.key;
+    e.loc.segment = p.where.segment;
+    e.loc.generation = p.where.generation;
+    e.loc.offset = p.where.offset;
+    e.loc.stored_bytes = p.stored;
+    e.loc.payload_bytes = m.payload_bytes;
+    e.loc.checksum = p.checksum;
+    e.loc.codec = p.codec;
+    e.loc.has_tokens = m.has_tokens;
+    e.loc.parent = m.parent;
+    e.loc.tokens_digest = m.tokens_digest;
+    entries.push_back(e);
+    written.push_back(&p);
+  }
+  // The payloads are on the device: only now may the index point at them.
+  Status put = index_->Put(entries);
+  if (!put.ok()) {
+    for (Prepared* p : written) p->status = put;
+  }
+  for (Prepared* p : group) EndWrite(p->where.segment);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookup and read
+
+bool NvmeTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const {
+  Bump(c_->lookups);
+  NvmeLocation loc;
+  if (!index_->Find(ns, key, &loc)) return false;
+  if (segs_[loc.segment]->generation.load() != loc.generation) return false;
+  if (out != nullptr) {
+    out->ns = ns;
+    out->key = key;
+    out->parent = loc.parent;
+    out->tokens_digest = loc.tokens_digest;
+    out->has_tokens = loc.has_tokens;
+    out->payload_bytes = loc.payload_bytes;
+    out->checksum = loc.checksum;
+  }
+  return true;
+}
+
+Status NvmeTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes,
+                      BlockMeta* out) {
+  Bump(c_->reads);
+  NvmeEntry e;
+  e.ns = ns;
+  e.key = key;
+  if (!index_->Find(ns, key, &e.loc, /*mark_hit=*/true)) {
+    Bump(c_->misses);
+    return Status::NotFound("not in the NVMe tier");
+  }
+  if (segs_[e.loc.segment]->generation.load() != e.loc.generation) {
+    // Its segment was reclaimed: stale. Swept here, lazily.
+    if (!opts_.read_only) {
+      auto n = index_->EraseIfAt({&e, 1});
+      if (n.ok() && *n > 0) Bump(c_->stale_swept, *n);
+    }
+    Bump(c_->misses);
+    return Status::NotFound("NVMe entry is stale (segment reclaimed)");
+  }
+  if (dst == nullptr || dst_bytes < e.loc.payload_bytes) {
+    return Status::InvalidArgument("NVMe read: buffer of " + std::to_string(dst_bytes) +
+                                   " bytes for a " + std::to_string(e.loc.payload_bytes) +
+                                   "-byte block");
+  }
+  IoLease ctx(this);
+  Verdict v = Verdict::kOk;
+  Status s = ReadRecord(*ctx, e, dst, dst_bytes, out, &v);
+  switch (v) {
+    case Verdict::kOk:
+      Bump(c_->hits);
+      Bump(c_->bytes_out, e.loc.payload_bytes);
+      return Status::Ok();
+    case Verdict::kIoError:
+      Bump(c_->io_errors);
+      // Whatever errno the device gave, a failed read is an I/O error (never "no space").
+      return s.code() == Code::kIoError ? s : Status::IoError(s.ToString());
+    case Verdict::kCorrupt:
+      DropCorrupt(e, s);
+      Bump(c_->misses);
+      return Status::NotFound("NVMe record failed verification, dropped: " + s.message());
+    case Verdict::kStale:
+      Bump(c_->misses);
+      return Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
+  }
+  return s;
+}
+
+void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
+  Bump(c_->checksum_failures);
+  KVT_LOG(kInfo, "NVMe tier: dropping corrupt record in " + SegmentFileName(e.loc.segment) +
+                     " at offset " + std::to_string(e.loc.offset) + ": " + why.ToString());
+  if (opts_.read_only) return;
+  auto n = index_->EraseIfAt({&e, 1});
+  (void)n;
+}
+
+Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_t dst_bytes,
+                            BlockMeta* out, Verdict* verdict) {
+  Segment& seg = *segs_[e.loc.segment];
+  const uint64_t gen_before = seg.generation.load();
+  auto fail = [&](Verdict v, Status s) {
+    // A mismatch seen while the segment was being reclaimed is the race, not corruption.
+    *verdict =
+        (v == Verdict::kCorrupt && seg.generation.load() != gen_before) ? Verdict::kStale : v;
+    return s;
+  };
+  int fd = seg.fd_raw.load();
+  if (fd < 0) return fail(Verdict::kCorrupt, Status::Corruption("segment file missing"));
+  const size_t read_len = AlignUp(e.loc.stored_bytes, kNvmeAlign);
+  const bool direct = e.loc.codec == Codec::kNone && dst_bytes >= read_len &&
+                      (IsAligned(dst) || !direct_io_.load());
+  uint8_t* hdr = ctx.Headers(1);
+  uint8_t* target = direct ? static_cast<uint8_t*>(dst) : ctx.Bounce(read_len);
+  if (hdr == nullptr || target == nullptr) {
+    return fail(Verdict::kIoError, Status::Internal("out of memory for read buffers"));
+  }
+  ctx.reqs.clear();
+  ctx.reqs.push_back(IoRequest::Read(fd, hdr, kRecordHeaderBytes, e.loc.offset));
+  ctx.reqs.push_back(IoRequest::Read(fd, target, read_len, e.loc.offset + kRecordHeaderBytes,
+                                     FixedIndex(ctx, target, read_len)));
+  Status io = ctx.io->Execute(ctx.reqs);
+  Bump(c_->bytes_read, ctx.reqs[0].bytes_done + ctx.reqs[1].bytes_done);
+  if (!io.ok()) {
+    bool eof = ctx.reqs[0].hit_eof || ctx.reqs[1].hit_eof;
+    // End of file inside a fallocate'd segment means the file was truncated: the record is gone.
+    return fail(eof ? Verdict::kCorrupt : Verdict::kIoError, io);
+  }
+  RecordHeader h;
+  Status hs = DecodeRecordHeader(hdr, &h);
+  if (!hs.ok()) return fail(Verdict::kCorrupt, hs);
+  if (h.generation != e.loc.generation) {
+    return fail(Verdict::kCorrupt,
+                Status::Corruption("record generation " + std::to_string(h.generation) +
+                                   ", index says " + std::to_string(e.loc.generation)));
+  }
+  if (h.ns != e.ns || !(h.key == e.key)) {
+    return fail(Verdict::kCorrupt, Status::Corruption("record holds another namespace or key"));
+  }
+  if (h.stored_bytes != e.loc.stored_bytes || h.payload_bytes != e.loc.payload_bytes ||
+      h.codec != static_cast<uint8_t>(e.loc.codec) || h.payload_checksum != e.loc.checksum) {
+    return fail(Verdict::kCorrupt, Status::Corruption("record header disagrees with the index"));
+  }
+  if (Checksum64(target, h.stored_bytes) != h.stored_checksum) {
+    return fail(Verdict::kCorrupt, Status::Corruption("payload checksum mismatch"));
+  }
+  if (h.codec == static_cast<uint8_t>(Codec::kZstd)) {
+    Status ds = ZstdShuffleDecompress(target, h.stored_bytes, dst, h.payload_bytes);
+    if (!ds.ok()) return fail(Verdict::kCorrupt, ds);
+    if (Checksum64(dst, h.payload_bytes) != h.payload_checksum) {
+      return fail(Verdict::kCorrupt, Status::Corruption("decompressed payload checksum mismatch"));
+    }
+  } else if (!direct) {
+    std::memcpy(dst, target, h.payload_bytes);
+  }
+  if (out != nullptr) {
+    out->ns = h.ns;
+    out->key = h.key;
+    out->parent = h.parent;
+    out->tokens_digest = h.tokens_digest;
+    out->has_tokens = (h.flags & kRecordHasTokens) != 0;
+    out->payload_bytes = h.payload_bytes;
+    out->checksum = h.payload_checksum;
+  }
+  *verdict = Verdict::kOk;
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Remove, drop, flush, stats
+
+Status NvmeTier::Remove(uint64_t ns, const Hash128& key) {
+  if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
+  KVT_RETURN_IF_ERROR(index_->Erase(ns, key));
+  Bump(c_->removes);
+  return Status::Ok();
+}
+
+Status NvmeTier::DropNamespace(uint64_t ns) {
+  if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
+  KVT_ASSIGN_OR_RETURN(uint64_t n, index_->EraseNamespace(ns));
+  (void)n;
+  Bump(c_->namespaces_dropped);
+  return Status::Ok();
+}
+
+Status NvmeTier::Flush() {
+  if (opts_.read_only) return Status::Ok();
+  Status first;
+  {
+    IoLease ctx(this);
+    for (const auto& s : segs_) {
+      if (!s->dirty.exchange(false)) continue;
+      Status st = ctx->io->Fdatasync(s->fd_raw.load());
+      if (!st.ok()) {
+        s->dirty.store(true);  // still not durable: the next Flush retries
+        Bump(c_->io_errors);
+        if (st.code() == Code::kNoSpace) Bump(c_->no_space);
+        if (first.ok()) first = st;
+      }
+    }
+  }
+  // The index is synced even after a segment error: its entries are verified on read anyway.
+  Status idx = index_->Sync();
+  if (!idx.ok() && first.ok()) first = idx;
+  return first;
+}
+
+NvmeStats NvmeTier::Stats() const {
+  auto g = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  NvmeStats s;
+  s.writes = g(c_->writes);
+  s.write_failures = g(c_->write_failures);
+  s.reads = g(c_->reads);
+  s.hits = g(c_->hits);
+  s.misses = g(c_->misses);
+  s.lookups = g(c_->lookups);
+  s.bytes_in = g(c_->bytes_in);
+  s.bytes_out = g(c_->bytes_out);
+  s.bytes_written = g(c_->bytes_written);
+  s.bytes_read = g(c_->bytes_read);
+  s.checksum_failures = g(c_->checksum_failures);
+  s.io_errors = g(c_->io_errors);
+  s.no_space = g(c_->no_space);
+  s.segments_reclaimed = g(c_->segments_reclaimed);
+  s.blocks_evicted = g(c_->blocks_evicted);
+  s.stale_swept = g(c_->stale_swept);
+  s.reinsertions = g(c_->reinsertions);
+  s.removes = g(c_->removes);
+  s.namespaces_dropped = g(c_->namespaces_dropped);
+  s.unaligned_copies = g(c_->unaligned_copies);
+  s.register_fallbacks = g(c_->register_fallbacks);
+  s.compress_in = g(c_->compress_in);
+  s.compress_out = g(c_->compress_out);
+  s.compression_ratio =
+      s.compress_out == 0 ? 1.0 : static_cast<double>(s.compress_in) / s.compress_out;
+  s.entries = index_->size();
+  s.segments_total = num_segments_;
+  s.segments_created = g(c_->segments_created);
+  s.bytes_used = s.segments_created * opts_.segment_bytes;
+  s.budget_bytes = opts_.budget_bytes;
+  s.index_bytes = index_->DiskBytes();
+  s.registered_buffers = registered_ok_.load();
+  s.direct_io = direct_io_.load();
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    s.io_engine = io_engine_.empty() ? "none" : (io_engine_ == "io_uring" ? "io_uring" : "posix");
+  }
+  return s;
+}
+
+void NvmeTier::ForEachEntry(const std::function<bool(const NvmeEntry&)>& fn) const {
+  index_->ForEach(fn);
+}
+
+}  // namespace kvt

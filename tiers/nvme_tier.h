@@ -1,0 +1,210 @@
+// NvmeTier: the NVMe tier (tier 2). Blocks live in log-structured segment files (see
+// segment_format.h) written and read through FileIo (io_uring, O_DIRECT, registered buffers,
+// batched submissions); NvmeIndex maps (namespace, key) to a record.
+//
+// Write path: a record header (its own 4 KiB block) and the payload, straight from the caller's
+// 4 KiB-aligned host slot, are submitted in one batch; only when both completed is the index
+// entry put, so an entry never points at bytes that were not written.
+// Read path: the header and the payload are read in one batch (payload straight into the
+// caller's buffer when it is aligned and large enough); the header checksum, format version,
+// generation, namespace, key, lengths and the payload checksum are verified. Any mismatch is a
+// miss: the entry is dropped and counted as a checksum failure. Wrong bytes are never returned.
+// Space: the budget is a whole number of segments, each fallocate'd when first used. When none is
+// free, the oldest segment is reclaimed: blocks read since they were written are reinserted (if
+// enabled), the rest are dropped from the index, and the segment's generation is bumped, so any
+// index entry still naming the old generation reads as a miss and is swept.
+// Durability: Flush() fdatasyncs the segment files written since the last Flush, then syncs the
+// index WAL: every write acknowledged before Flush() was called survives a crash.
+//
+// Return codes: OK; NotFound (absent, stale, corrupt; a miss); InvalidArgument (bad call);
+// NoSpace (ENOSPC from the file system: writes fail, reads keep working); IoError (a device error;
+// the entry is kept); PermissionDenied (read-only open); Corruption (at Open: another format).
+//
+// Thread safety: every public method is thread-safe. Each calling thread borrows an I/O context
+// (one FileIo, i.e. one io_uring ring, plus aligned scratch) from a pool for the duration of a
+// call, so there is no shared ring and no I/O thread to hop through.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/hash.h"
+#include "base/status.h"
+#include "io/unique_fd.h"
+#include "tiers/block_meta.h"
+#include "tiers/nvme_index.h"
+#include "tiers/nvme_options.h"
+
+namespace kvt {
+
+struct IoContext;
+
+// One block to write. `payload`: payload_bytes of data, 4 KiB-aligned (host slots are); the
+// kernel reads it up to the next 4 KiB boundary (same page, so always mapped; those bytes are
+// padding on disk). An unaligned payload works but is copied first (counted).
+struct NvmeWriteItem {
+  BlockMeta meta;  // meta.checksum: XXH3-64 of the payload, or 0 to let the tier compute it
+  const void* payload = nullptr;
+};
+
+// What inspect and fsck see of a segment.
+struct NvmeSegmentInfo {
+  uint32_t id = 0;
+  enum class State : uint8_t { kAbsent, kFree, kActive, kSealed } state = State::kAbsent;
+  uint64_t generation = 0;
+  uint64_t write_offset = 0;  // bytes of log written (header included)
+  uint64_t file_bytes = 0;    // size of the file (0 when absent)
+  std::string header_error;   // why the segment header did not verify, when it did not
+};
+const char* SegmentStateName(NvmeSegmentInfo::State s);
+
+struct NvmeFsckReport {
+  uint64_t segments = 0;
+  uint64_t segment_problems = 0;  // truncated files, bad headers under live entries
+  uint64_t entries = 0;
+  uint64_t entries_ok = 0;
+  uint64_t entries_bad = 0;    // record missing, torn, or checksum mismatch
+  uint64_t entries_stale = 0;  // older generation than their segment (normal; swept)
+  uint64_t io_errors = 0;
+  uint64_t dropped = 0;               // with repair: bad and stale entries deleted
+  std::vector<std::string> problems;  // one line per problem (capped at 1000)
+  bool clean() const { return segment_problems == 0 && entries_bad == 0 && io_errors == 0; }
+};
+
+class NvmeTier {
+ public:
+  // Opens or creates the tier in options.dir. Corruption when the directory holds another
+  // format version (the message names both); InvalidArgument for bad options or a segment size
+  // that differs from the directory's.
+  static StatusOr<std::unique_ptr<NvmeTier>> Open(const NvmeOptions& options);
+  // Options of an existing directory (segment size and budget from its FORMAT file), for tools.
+  static StatusOr<NvmeOptions> OptionsFromDirectory(const std::string& dir);
+  ~NvmeTier();
+  NvmeTier(const NvmeTier&) = delete;
+  NvmeTier& operator=(const NvmeTier&) = delete;
+
+  // Stores one block, replacing any block of the same key. Returns once the payload is written
+  // and indexed (not yet durable: see Flush). OK, InvalidArgument, NoSpace, IoError.
+  Status Write(const BlockMeta& meta, const void* payload);
+  // Stores several blocks with one submission. Returns the first failure (OK if none); with
+  // `results`, each item's own status.
+  Status WriteBatch(std::span<const NvmeWriteItem> items, std::vector<Status>* results = nullptr);
+
+  // Metadata of a stored block, without I/O. False when absent or stale.
+  bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const;
+
+  // Reads a block into `dst` (dst_bytes >= payload_bytes; 4 KiB-aligned and dst_bytes rounded
+  // up to 4 KiB to read without a bounce copy). Returns OK with verified bytes and `out` filled,
+  // or NotFound, IoError, InvalidArgument. `dst` is unspecified after a failure.
+  Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* out);
+
+  // OK or NotFound.
+  Status Remove(uint64_t ns, const Hash128& key);
+  // Removes every block of the namespace (RocksDB DeleteRange plus the in-memory index).
+  Status DropNamespace(uint64_t ns);
+  // Makes every write acknowledged so far durable: fdatasync of the segments written since the
+  // last Flush, then the index WAL.
+  Status Flush();
+
+  // The host pool's slabs, registered with each I/O context's ring for READ/WRITE_FIXED. When
+  // the kernel refuses (memlock), logs once, counts it, and keeps working unregistered.
+  void RegisterBuffers(std::span<const iovec> bufs);
+
+  NvmeStats Stats() const;
+  const NvmeOptions& options() const { return opts_; }
+
+  // --- inspection (kvtier inspect / fsck) ---
+  // Every index entry (a snapshot); `fn` returns false to stop.
+  void ForEachEntry(const std::function<bool(const NvmeEntry&)>& fn) const;
+  std::vector<NvmeSegmentInfo> Segments() const;
+  // Reads and verifies every indexed record and every segment file. With repair, deletes the
+  // bad and stale entries. Needs a writable open for repair.
+  NvmeFsckReport Fsck(bool repair);
+
+ private:
+  struct Segment;
+  class IoLease;
+  struct Reservation {
+    uint32_t segment = 0;
+    uint64_t generation = 0;
+    uint64_t offset = 0;
+    int fd = -1;
+  };
+  // A verified record read (Fsck and reinsertion share the read/verify code with Read).
+  enum class Verdict { kOk, kIoError, kCorrupt, kStale };
+
+  explicit NvmeTier(NvmeOptions opts);
+  Status OpenDirectory();
+  Status OpenSegments();
+  Status LoadIndex();
+
+  // --- space (nvme_segments.cc) ---
+  // Space for one record in the active segment. With may_rotate = false (the caller holds other
+  // reservations, which a rotation might wait for), returns Busy and sets *would_rotate instead
+  // of rotating.
+  StatusOr<Reservation> Reserve(IoContext& ctx, uint64_t bytes, uint64_t ns, const Hash128& key,
+                                bool may_rotate, bool* would_rotate);
+  void EndWrite(uint32_t segment);
+  Status OpenNextSegmentLocked(IoContext& ctx, std::unique_lock<std::mutex>& lock);
+  StatusOr<uint32_t> CreateSegmentLocked(IoContext& ctx);
+  Status ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std::mutex>& lock);
+  Status StartSegmentLocked(IoContext& ctx, uint32_t id);
+  StatusOr<UniqueFd> OpenSegmentFile(uint32_t id, bool create);
+
+  // --- data path ---
+  // Reads and verifies e's record into dst (dst_bytes >= payload_bytes). Verdict kStale when the
+  // segment was reclaimed under the read.
+  Status ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_t dst_bytes, BlockMeta* out,
+                    Verdict* verdict);
+  // Writes a group of prepared items (all reserved) and indexes the ones that completed.
+  struct Prepared;
+  void CommitGroup(IoContext& ctx, std::span<Prepared*> group);
+  void DropCorrupt(const NvmeEntry& e, const Status& why);
+  int FixedIndex(const IoContext& ctx, const void* p, size_t len) const;
+  void PrepareContext(IoContext& ctx);
+
+  const NvmeOptions opts_;
+  const uint32_t num_segments_;
+  std::unique_ptr<NvmeIndex> index_;
+  std::vector<std::unique_ptr<Segment>> segs_;
+  std::atomic<bool> direct_io_{false};
+  UniqueFd dir_fd_;
+
+  // Segment allocation. Writers hold alloc_mu_ only to bump the active segment's offset; a
+  // rotation (seal, create or reclaim, header write) holds it throughout and sets rotating_.
+  std::mutex alloc_mu_;
+  std::condition_variable alloc_cv_;
+  int active_ = -1;               // GUARDED_BY(alloc_mu_)
+  std::deque<uint32_t> sealed_;   // GUARDED_BY(alloc_mu_), oldest generation first
+  std::vector<uint32_t> free_;    // GUARDED_BY(alloc_mu_), files that hold nothing live
+  std::vector<uint32_t> absent_;  // GUARDED_BY(alloc_mu_), ids without a file, largest first
+  uint64_t next_generation_ = 1;  // GUARDED_BY(alloc_mu_)
+  bool rotating_ = false;         // GUARDED_BY(alloc_mu_)
+  bool disk_full_ = false;        // GUARDED_BY(alloc_mu_): stop creating files after ENOSPC
+
+  // I/O contexts (one FileIo each), borrowed per call.
+  mutable std::mutex pool_mu_;
+  std::vector<std::unique_ptr<IoContext>> idle_;  // GUARDED_BY(pool_mu_)
+  std::vector<iovec> registered_;                 // GUARDED_BY(pool_mu_), sorted by address
+  uint64_t registered_version_ = 0;               // GUARDED_BY(pool_mu_)
+  std::atomic<bool> register_logged_{false};
+  std::atomic<bool> registered_ok_{false};
+  std::string io_engine_;
+
+  std::vector<std::string> load_problems_;  // found at open (fsck reports them)
+
+  struct Counters;
+  std::unique_ptr<Counters> c_;
+};
+
+}  // namespace kvt
