@@ -72,8 +72,11 @@ const char* kvt_status_name(kvt_status_t s) {
       "KVT_OK",      "KVT_NOT_FOUND", "KVT_INVALID_ARGUMENT", "KVT_IO_ERROR",
       "KVT_CORRUPTION", "KVT_NO_SPACE", "KVT_BUSY",          "KVT_TIMEOUT",
       "KVT_UNAVAILABLE", "KVT_PERMISSION_DENIED", "KVT_INTERNAL"};
-  if (s < KVT_OK || s > KVT_INTERNAL) return "KVT_UNKNOWN";
-  return kNames[s];
+  int v = 0;  // read as int: any value may arrive from C
+  static_assert(sizeof v == sizeof s);
+  std::memcpy(&v, &s, sizeof v);
+  if (v < KVT_OK || v > KVT_INTERNAL) return "KVT_UNKNOWN";
+  return kNames[v];
 }
 
 void kvt_free(void* p) { std::free(p); }
@@ -296,12 +299,16 @@ kvt_status_t kvt_prefetch(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t
     KVT_REQUIRE(keys != nullptr, "kvt_prefetch: keys is NULL");
     KVT_REQUIRE(n != 0, "kvt_prefetch: n is 0");
     KVT_REQUIRE(out != nullptr, "kvt_prefetch: out is NULL");
-    KVT_REQUIRE(target >= KVT_TIER_HBM && target <= KVT_TIER_REMOTE,
-                "kvt_prefetch: target " + std::to_string(static_cast<int>(target)) +
-                    " is not a tier");
+    // A C caller may pass any int here; read it as one (loading an out-of-range value as the
+    // enum type is undefined behaviour in C++).
+    int target_value = 0;
+    static_assert(sizeof target_value == sizeof target);
+    std::memcpy(&target_value, &target, sizeof target_value);
+    KVT_REQUIRE(target_value >= KVT_TIER_HBM && target_value <= KVT_TIER_REMOTE,
+                "kvt_prefetch: target " + std::to_string(target_value) + " is not a tier");
     std::vector<kvt::Hash128> k(n);
     for (size_t i = 0; i < n; ++i) k[i] = ToHash(keys[i]);
-    auto t = s->s->Prefetch(ns, k, static_cast<kvt::Tier>(target));
+    auto t = s->s->Prefetch(ns, k, static_cast<kvt::Tier>(target_value));
     if (!t.ok()) return Convert(t.status());
     *out = new kvt_ticket{std::move(t).value()};
     return KVT_OK;

@@ -114,6 +114,15 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   host_slab_bytes  size of one host-pool slab, 4KiB-aligned ["16MiB"]
  *   host_mlock     "true" | "false": lock the host pool in RAM where allowed ["true"]
  *   verify_host_reads  "true" | "false": verify checksums on host-tier reads too ["false"]
+ *   nvme_segment_bytes NVMe segment size, the unit of reclamation (>= 1MiB, 4KiB-aligned) ["64MiB"]
+ *   nvme_codec     "none" | "zstd" (16-bit byte shuffle + zstd for cold blocks) ["none"]
+ *   nvme_admission "all" | "seen_twice" | "budget:SIZE" (bytes per day) | "seen_twice+budget:SIZE"
+ *                  ["all"]: which blocks evicted from host are written to NVMe
+ *   nvme_reinsertion "true" | "false": keep blocks read since written when a segment is reclaimed
+ *                  ["false"]
+ * The NVMe tier lives in `dir`/nvme; write_back writes a block to NVMe when host evicts it (and at
+ * flush), write_through writes it during kvt_put. hbm_bytes > 0 and remote return KVT_UNAVAILABLE
+ * from kvt_open until those tiers exist in this build.
  * Returns KVT_INVALID_ARGUMENT for NULL arguments, an unknown name or a malformed value, leaving
  * the options unchanged. Does not block. */
 KVT_API kvt_status_t kvt_options_set(kvt_options* o, const char* name, const char* value);
@@ -137,8 +146,9 @@ KVT_API kvt_status_t kvt_open(const kvt_options* o, kvt_store** out);
  * been released first. */
 KVT_API kvt_status_t kvt_close(kvt_store* s);
 
-/* Makes every block acknowledged so far durable in the tiers that persist (NVMe, remote).
- * With only volatile tiers configured it returns KVT_OK at once. Blocks. */
+/* Makes every block acknowledged so far (and admitted by nvme_admission) durable on NVMe: with
+ * write_back, blocks only in host RAM are written down first. With only volatile tiers configured
+ * it returns KVT_OK at once. The first write or sync failure is returned. Blocks. */
 KVT_API kvt_status_t kvt_flush(kvt_store* s);
 
 /* ---- namespaces and keys -------------------------------------------------------------------- */
@@ -148,7 +158,8 @@ KVT_API kvt_status_t kvt_flush(kvt_store* s);
  * geometry, or a block larger than the store can hold. Does not block. */
 KVT_API kvt_status_t kvt_namespace_open(kvt_store* s, const kvt_namespace_desc* d, uint64_t* ns);
 
-/* Payload size of one block of namespace ns. KVT_NOT_FOUND: ns was never opened on this store. */
+/* Payload size of one block of namespace ns. KVT_INVALID_ARGUMENT: ns was never opened on this
+ * store (the same answer every call taking a namespace id gives for an unknown one). */
 KVT_API kvt_status_t kvt_block_bytes(kvt_store* s, uint64_t ns, size_t* bytes);
 
 /* One key per FULL block of tokens; a trailing partial block gets no key. keys may be NULL only
@@ -188,12 +199,13 @@ KVT_API kvt_status_t kvt_namespace_root(kvt_store* s, uint64_t ns, kvt_key* root
 KVT_API kvt_status_t kvt_put(kvt_store* s, uint64_t ns, kvt_key key, kvt_key parent,
                              const int32_t* tokens, const void* data, size_t bytes);
 
-/* Copies a stored block into dst (dst_bytes must equal kvt_block_bytes). KVT_NOT_FOUND: not
- * stored, or its checksum failed (the entry is then dropped and counted). Blocks on a memcpy
- * (or on I/O for lower tiers). */
+/* Copies a stored block into dst (dst_bytes must equal kvt_block_bytes). A block found on NVMe is
+ * verified, copied to dst and promoted to the host tier. KVT_NOT_FOUND: not stored, or its checksum
+ * failed (the entry is then dropped and counted). KVT_IO_ERROR: the device failed the read (the
+ * block is kept). Blocks on a memcpy, or on NVMe I/O. */
 KVT_API kvt_status_t kvt_get(kvt_store* s, uint64_t ns, kvt_key key, void* dst, size_t dst_bytes);
 
-/* Removes one block from every tier. KVT_NOT_FOUND when it was not stored. A block being read
+/* Removes one block from every tier. KVT_NOT_FOUND when no tier held it. A block being read
  * by another thread stays readable by that thread until its read ends. */
 KVT_API kvt_status_t kvt_remove(kvt_store* s, uint64_t ns, kvt_key key);
 
@@ -204,8 +216,9 @@ KVT_API kvt_status_t kvt_drop_namespace(kvt_store* s, uint64_t ns);
 
 /* Starts bringing keys into the target tier and returns a ticket at once. The keys array is
  * copied. Keys that are not stored anywhere make the ticket complete with KVT_NOT_FOUND. Release
- * every ticket with kvt_ticket_release. Target KVT_TIER_HOST is supported now; other targets
- * return KVT_UNAVAILABLE until their tier exists in this build. */
+ * every ticket with kvt_ticket_release. Target KVT_TIER_HOST is supported now (blocks on NVMe are
+ * promoted before this call returns, so the ticket is complete at once); KVT_TIER_HBM returns
+ * KVT_UNAVAILABLE until the HBM tier exists in this build. */
 KVT_API kvt_status_t kvt_prefetch(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
                                   kvt_tier_t target, kvt_ticket** out);
 

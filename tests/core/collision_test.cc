@@ -22,7 +22,7 @@ namespace {
 
 TEST(ForcedCollision, ZeroWrongBlocks) {
   ASSERT_EQ(BlockKeyBits(), 6);
-  testing::TempDir dir;
+  testing::TestDir dir;
   Options o;
   ASSERT_TRUE(o.Set("dir", dir.path()).ok());
   ASSERT_TRUE(o.Set("host_bytes", "8MiB").ok());

@@ -62,7 +62,7 @@ class StoreTest : public ::testing::Test {
   }
   nlohmann::json Stats() { return nlohmann::json::parse(store_->StatsJson()); }
 
-  testing::TempDir dir_;
+  testing::TestDir dir_;
   std::unique_ptr<Store> store_;
   uint64_t ns_ = 0;
 };

@@ -1,31 +1,13 @@
-// Helpers shared by the core tests: temporary directories and deterministic block bytes.
+// Helpers shared by the core and store tests: deterministic block bytes, and TestDir.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstdint>
-#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "tests/common/test_dir.h"
+
 namespace kvt::testing {
-
-// A fresh directory under /tmp, removed when the object dies.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/kvtier-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Bytes that depend on (seed, i) and differ between seeds.
 inline std::vector<uint8_t> PatternBytes(uint64_t seed, size_t n) {

@@ -54,7 +54,7 @@ TEST(Options, SetValidatesAndLeavesUnchangedOnError) {
 }
 
 TEST(Options, LoadFileIsAllOrNothing) {
-  testing::TempDir dir;
+  testing::TestDir dir;
   const std::string good = dir.path() + "/good.conf";
   std::ofstream(good) << "# comment\n\nhost_bytes = 32MiB\nhost_policy=chain_lru\n";
   Options o;

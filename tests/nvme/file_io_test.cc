@@ -16,7 +16,7 @@
 #include "io/posix_file_io.h"
 #include "io/unique_fd.h"
 #include "io/uring_file_io.h"
-#include "tests/nvme/test_dir.h"
+#include "tests/common/test_dir.h"
 
 namespace kvt {
 namespace {

@@ -9,7 +9,7 @@
 #include <map>
 
 #include "tests/nvme/nvme_test_util.h"
-#include "tests/nvme/test_dir.h"
+#include "tests/common/test_dir.h"
 #include "tiers/nvme_tier.h"
 #include "tiers/segment_format.h"
 

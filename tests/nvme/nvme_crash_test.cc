@@ -19,7 +19,7 @@
 
 #include "io/unique_fd.h"
 #include "tests/nvme/nvme_test_util.h"
-#include "tests/nvme/test_dir.h"
+#include "tests/common/test_dir.h"
 #include "tiers/nvme_tier.h"
 
 namespace kvt {

@@ -13,7 +13,7 @@
 
 #include "io/fault_injection_file_io.h"
 #include "tests/nvme/nvme_test_util.h"
-#include "tests/nvme/test_dir.h"
+#include "tests/common/test_dir.h"
 #include "tiers/segment_format.h"
 
 namespace kvt {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/store.h"
-#include "../core/test_util.h"
+#include "tests/core/test_util.h"
 
 namespace kvt {
 namespace {
@@ -41,7 +41,7 @@ class StoreNvmeTest : public ::testing::TestWithParam<const char*> {
     for (size_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>(i * 7 + 3);
     return t;
   }
-  testing::TempDir dir_;
+  testing::TestDir dir_;
 };
 
 TEST_P(StoreNvmeTest, ManyBlocksThroughASmallHostTierReadBackExact) {

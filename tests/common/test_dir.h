@@ -12,9 +12,9 @@ namespace kvt::testing {
 class TestDir {
  public:
   TestDir() {
-    std::string tmpl = "/tmp/kvt_nvme_test_XXXXXX";
+    std::string tmpl = "/tmp/kvtier-test-XXXXXX";
     char* p = ::mkdtemp(tmpl.data());
-    path_ = p != nullptr ? p : "/tmp/kvt_nvme_test_fallback";
+    path_ = p != nullptr ? p : "/tmp/kvtier-test-fallback";
   }
   ~TestDir() {
     std::error_code ec;
