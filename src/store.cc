@@ -94,10 +94,14 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   return s;
 }
 
-Status Store::Demote(const BlockMeta& meta, const uint8_t* data) {
+bool Store::NvmeHolds(const BlockMeta& meta) const {
   BlockMeta on_disk;
-  if (nvme_->Lookup(meta.ns, meta.key, &on_disk) && on_disk.parent == meta.parent &&
-      on_disk.checksum == meta.checksum) {
+  return nvme_->Lookup(meta.ns, meta.key, &on_disk) && on_disk.parent == meta.parent &&
+         on_disk.checksum == meta.checksum;
+}
+
+Status Store::Demote(const BlockMeta& meta, const uint8_t* data) {
+  if (NvmeHolds(meta)) {
     Add(counters_.demotions_skipped);  // already there (promoted earlier, or flushed)
     return Status::Ok();
   }
@@ -141,9 +145,7 @@ Status Store::WriteThrough(uint64_t ns, const Hash128& key) {
   PinnedBlock b;
   if (!host_->Pin(ns, key, &b)) return Status::Ok();  // already evicted again: nothing to copy
   Status st;
-  BlockMeta on_disk;
-  if (!(nvme_->Lookup(ns, key, &on_disk) && on_disk.parent == b.meta.parent &&
-        on_disk.checksum == b.meta.checksum)) {
+  if (!NvmeHolds(b.meta)) {
     st = nvme_->Write(b.meta, b.data);
   }
   host_->Unpin(b);

@@ -89,6 +89,9 @@ class Store {
   // them) its token digest against `digest`. A mismatch is a collision: counted, reported kNone.
   Tier Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
               const Hash128* digest);
+  // Whether NVMe already holds this very block (same key, parent and payload checksum), so
+  // writing it again would only cost SSD endurance.
+  bool NvmeHolds(const BlockMeta& meta) const;
   // Host -> NVMe (write-back: on eviction and at flush), through admission; skipped when NVMe
   // holds the block already. Runs without the host lock. The write's status.
   Status Demote(const BlockMeta& meta, const uint8_t* data);
