@@ -143,7 +143,8 @@ Status Store::Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes) 
 
 Status Store::WriteThrough(uint64_t ns, const Hash128& key) {
   PinnedBlock b;
-  if (!host_->Pin(ns, key, &b)) return Status::Ok();  // already evicted again: nothing to copy
+  // Already evicted again: nothing to copy.
+  if (!host_->Pin(ns, key, &b, /*touch=*/false)) return Status::Ok();
   Status st;
   if (!NvmeHolds(b.meta)) {
     st = nvme_->Write(b.meta, b.data);
@@ -211,7 +212,8 @@ Status Store::Flush() {
     // eviction would send them), so that everything acknowledged and admitted is durable.
     for (const BlockId& id : host_->Snapshot()) {
       PinnedBlock b;
-      if (!host_->Pin(id.ns, id.key, &b)) continue;  // evicted meanwhile: demoted already
+      // Evicted meanwhile: demoted already.
+      if (!host_->Pin(id.ns, id.key, &b, /*touch=*/false)) continue;
       Status st = Demote(b.meta, b.data);
       host_->Unpin(b);
       if (first.ok() && !st.ok()) first = st;
@@ -271,7 +273,9 @@ Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& p
                    const Hash128* digest) {
   BlockMeta m;
   Tier where = Tier::kHost;
-  if (!host_->Lookup(ns.id, key, &m, /*touch=*/true)) {
+  // A lookup is not a use: routers probe many nodes and engines look up more than they load, so
+  // only a get (or put) touches a block for eviction. The simulator relies on the same rule.
+  if (!host_->Lookup(ns.id, key, &m, /*touch=*/false)) {
     if (!nvme_ || !nvme_->Lookup(ns.id, key, &m)) return Tier::kNone;
     where = Tier::kNvme;
   }

@@ -21,8 +21,14 @@ StatusOr<std::unique_ptr<HostPool>> HostPool::Create(uint64_t budget_bytes, uint
   const uint64_t n = budget_bytes / slab_bytes;  // the budget is hard: round down
   KVT_ASSIGN_OR_RETURN(p->mem_, PinnedBuffer::Allocate(n * slab_bytes, try_lock));
   if (!p->mem_.note().empty()) {
-    KVT_LOG(kWarn, "host tier memory is " + std::string(p->mem_.KindName()) + ": " +
-                       p->mem_.note());
+    const std::string msg =
+        "host tier memory is " + std::string(p->mem_.KindName()) + ": " + p->mem_.note();
+    // Asked for (host_mlock=false): worth a note, not a warning.
+    if (try_lock) {
+      KVT_LOG(kWarn, msg);
+    } else {
+      KVT_LOG(kInfo, msg);
+    }
   }
   p->slabs_.resize(n);
   for (uint32_t i = 0; i < n; ++i) p->free_slabs_.insert(i);

@@ -142,12 +142,12 @@ Status HostTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byt
   return Status::Ok();
 }
 
-bool HostTier::Pin(uint64_t ns, const Hash128& key, PinnedBlock* out) {
+bool HostTier::Pin(uint64_t ns, const Hash128& key, PinnedBlock* out, bool touch) {
   std::lock_guard<std::mutex> l(mu_);
   EntryId id = index_->Find(ns, key);
   if (id == kNoEntry) return false;
   const TierIndex::Entry& e = index_->Get(id);
-  index_->Touch(id);
+  if (touch) index_->Touch(id);
   pool_->Pin(e.slot);
   out->slot = e.slot;
   out->meta = e.meta;

@@ -61,8 +61,9 @@ class HostTier {
   // InvalidArgument: dst_bytes differs from the block's size.
   Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* meta);
 
-  // Pins a stored block in place (not evictable, bytes stable) until Unpin.
-  bool Pin(uint64_t ns, const Hash128& key, PinnedBlock* out);
+  // Pins a stored block in place (not evictable, bytes stable) until Unpin. `touch`: the pin is a
+  // use (a prefetch) and counts for eviction; internal copies (write-through, flush) are not.
+  bool Pin(uint64_t ns, const Hash128& key, PinnedBlock* out, bool touch = true);
   void Unpin(const PinnedBlock& b);
 
   // The (namespace, key) of every block held now: a snapshot, for flushing write-back blocks.

@@ -292,9 +292,40 @@ const std::vector<Flag>& Flags() {
       {"output", "--no-progress", nullptr, "never draw the progress bar",
        [](CliOptions& o, std::string_view) { o.progress = false; return Status::Ok(); }},
       {"output", "--validate", nullptr,
-       "PENDING (not implemented yet): replay at small scale through a real store with real "
-       "bytes and compare hit ratios; exits with status 2",
+       "replay the first requests through a real store (host tier, then NVMe) with real bytes, "
+       "in lockstep with the simulator, and check both put every block in the same tier; exits "
+       "1 when they differ. Tiers: host[,nvme] from --tier/--capacity, or host at 10% of the "
+       "unique blocks over an unbounded nvme",
        [](CliOptions& o, std::string_view) { o.validate = true; return Status::Ok(); }},
+      {"output", "--validate-requests", "N", "requests --validate replays (default 2000)",
+       [](CliOptions& o, std::string_view v) {
+         auto n = ParseUint(v);
+         if (!n.ok() || *n == 0) {
+           return Status::InvalidArgument("--validate-requests '" + std::string(v) +
+                                          "' is not a positive integer");
+         }
+         o.validate_requests = *n;
+         return Status::Ok();
+       }},
+      {"output", "--validate-block-bytes", "SIZE",
+       "payload bytes per block in --validate (default 16KiB; a multiple of 4 KiB)",
+       [](CliOptions& o, std::string_view v) {
+         auto n = ParseBytes(v);
+         if (!n.ok() || *n == 0 || *n % 4096 != 0) {
+           return Status::InvalidArgument("--validate-block-bytes '" + std::string(v) +
+                                          "' is not a positive multiple of 4 KiB");
+         }
+         o.validate_block_bytes = *n;
+         return Status::Ok();
+       }},
+      {"output", "--validate-dir", "DIR",
+       "store directory for --validate (must not exist; kept afterwards). Default: a fresh "
+       "directory under $TMPDIR, removed at the end",
+       [](CliOptions& o, std::string_view v) {
+         if (v.empty()) return Status::InvalidArgument("--validate-dir: empty path");
+         o.validate_dir = v;
+         return Status::Ok();
+       }},
       {"output", "--list-presets", nullptr, "list model and GPU presets",
        [](CliOptions& o, std::string_view) { o.list_presets = true; return Status::Ok(); }},
       {"output", "--help", nullptr, "this text",

@@ -63,6 +63,9 @@ struct CliOptions {
   bool ablation = true;
   bool progress = true;
   bool validate = false;
+  uint64_t validate_requests = 2000;
+  uint64_t validate_block_bytes = 16384;
+  std::string validate_dir;
   bool list_presets = false;
   bool help = false;
   bool default_job = false;  // no arguments at all

@@ -11,6 +11,8 @@
 #include "base/units.h"
 #include "tools/sim/app.h"
 #include "tools/sim/progress.h"
+#include "tools/sim/text.h"
+#include "tools/sim/validate.h"
 
 namespace kvt::sim {
 
@@ -36,26 +38,6 @@ struct Setup {
     return [t] { return std::unique_ptr<RequestSource>(new TraceSource(t)); };
   }
 };
-
-std::string Fmt(const char* fmt, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, fmt, v);
-  return b;
-}
-
-std::string Thousands(uint64_t v) {
-  std::string s = std::to_string(v), o;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i && (s.size() - i) % 3 == 0) o += ',';
-    o += s[i];
-  }
-  return o;
-}
-
-std::string Pad(std::string s, size_t w, bool right = false) {
-  if (s.size() >= w) return s;
-  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
-}
 
 std::string CapText(uint64_t blocks) { return blocks == UINT64_MAX ? "inf" : Thousands(blocks); }
 
@@ -334,6 +316,31 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// --validate: the simulator against a real store (validate.h). Exit 0 when they agree, 1 when not.
+int RunValidate(const CliOptions& o, const Setup& s, std::ostream& out, std::ostream& err) {
+  ValidateConfig vc;
+  vc.sim = s.cfg;
+  if (o.tiers.empty() && !o.capacity) vc.sim.tiers.clear();  // the validate default
+  vc.policy = o.policy;
+  vc.max_requests = o.validate_requests;
+  vc.block_bytes = o.validate_block_bytes;
+  vc.dir = o.validate_dir;
+  auto src = s.factory()();
+  auto r = Validate(vc, *src);
+  if (!r.ok()) {
+    err << "kvtier-sim: " << r.status().message() << "\n";
+    return 1;
+  }
+  if (o.json) {
+    json j = ValidateJson(*r);
+    j["source"] = s.source_desc;
+    out << j.dump(2) << "\n";
+  } else {
+    PrintValidate(*r, out);
+  }
+  return r->agree() ? 0 : 1;
+}
+
 }  // namespace
 
 int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std::ostream& err) {
@@ -353,18 +360,13 @@ int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std
     }
     return 0;
   }
-  if (o.validate) {
-    err << "kvtier-sim: --validate is pending: replaying through a real store (host and NVMe "
-           "tiers, real bytes) is not implemented yet; the store's NVMe tier is only now landing "
-           "in src/store.h\n";
-    return 2;
-  }
   Setup s;
   Status st = Resolve(o, argv0, &s, err);
   if (!st.ok()) {
     err << "kvtier-sim: " << st.message() << "\n";
     return 1;
   }
+  if (o.validate) return RunValidate(o, s, out, err);
   if (!o.write_trace.empty()) {
     std::ofstream f(o.write_trace, std::ios::binary);
     auto src = s.factory()();
