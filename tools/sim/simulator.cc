@@ -62,10 +62,14 @@ void Simulator::Process(const Request& r) {
   r_.blocks_total += n;
   r_.tokens_total += r.input_length;
 
-  // 1. Lookup everything first.
-  size_t prefix = n;
+  // 1. Lookup everything first, after prefetching every index slot the lookups will read.
   for (size_t i = 0; i < n; ++i) {
     keys_[i] = KeyOf(r.hash_ids[i]);
+    stack_->Prefetch(keys_[i]);
+    unique_.Prefetch(r.hash_ids[i]);
+  }
+  size_t prefix = n;
+  for (size_t i = 0; i < n; ++i) {
     where_[i] = stack_->Locate(keys_[i]);
     unique_.Insert(r.hash_ids[i]);
     const uint64_t before = bt * i;

@@ -35,6 +35,10 @@ class IdSet {
   // Inserts id; true when it was not there.
   bool Insert(uint64_t id);
   bool Contains(uint64_t id) const;
+  // Starts loading the slot Insert(id) will read first (see TierIndex::Prefetch).
+  void Prefetch(uint64_t id) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Mix(id) & (slots_.size() - 1)]);
+  }
   uint64_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
 
  private:

@@ -50,6 +50,10 @@ int TierStack::Locate(const Hash128& key) const {
   return -1;
 }
 
+void TierStack::Prefetch(const Hash128& key) const {
+  for (const Level& l : tiers_) l.index->Prefetch(kNs, key);
+}
+
 TierStack::Action TierStack::Reference(const Hash128& key, const Hash128& parent, bool load,
                                        double now_s) {
   Level& top = tiers_[0];

@@ -66,6 +66,8 @@ class TierStack {
                                                      int write_through_tier = -1);
 
   int Locate(const Hash128& key) const;
+  // Prefetches key's slot in every tier's index (see TierIndex::Prefetch).
+  void Prefetch(const Hash128& key) const;
   // The request uses this block (insert phase, blocks in order). parent: the previous block of
   // the same request ({0,0} for the first). load: a copy found in a lower tier is promoted; when
   // false it is recomputed instead (written into the top tier as computed, the lower copy
