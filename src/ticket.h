@@ -2,6 +2,10 @@
 // soon as layer i of every block in the ticket is resident in the target tier. While the ticket
 // lives, the blocks it brought in are pinned there (not evictable, bytes stable).
 //
+// The completion state (TicketState) is shared between the caller's Ticket and the pipeline that
+// fills it, so a ticket released while its transfers are in flight leaves the pipeline a valid
+// state to write to; on_release (run by ~Ticket) cancels the rest of the work.
+//
 // Producers (the prefetch pipeline) call MarkLayerDone / Fail; consumers call Wait / WaitLayer.
 // Thread safety: all methods may be called from any thread.
 #pragma once
@@ -10,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -17,16 +22,9 @@
 
 namespace kvt {
 
-class Ticket {
+class TicketState {
  public:
-  // on_release runs once when the ticket is destroyed (drops the pins it holds).
-  Ticket(uint32_t layers, std::function<void()> on_release)
-      : layers_(layers), done_(layers, false), on_release_(std::move(on_release)) {}
-  ~Ticket() {
-    if (on_release_) on_release_();
-  }
-  Ticket(const Ticket&) = delete;
-  Ticket& operator=(const Ticket&) = delete;
+  explicit TicketState(uint32_t layers) : layers_(layers), done_(layers, false) {}
 
   uint32_t layers() const { return layers_; }
 
@@ -40,12 +38,23 @@ class Ticket {
     done_.assign(layers_, true);
     cv_.notify_all();
   }
-  // The prefetch failed: every wait returns `s` (NotFound when a key was missing).
+  // The prefetch failed: every wait returns `s` (NotFound when a key was missing). The first
+  // failure wins.
   void Fail(Status s) {
     std::lock_guard<std::mutex> l(mu_);
-    failure_ = std::move(s);
+    if (!failed_) failure_ = std::move(s);
     failed_ = true;
     cv_.notify_all();
+  }
+  // Where each block sits in the target tier: its HBM slot index (kernels read it in place
+  // through a block table), or -1 for the host tier. Set before layer 0 completes.
+  void SetSlots(std::vector<int64_t> slots) {
+    std::lock_guard<std::mutex> l(mu_);
+    slots_ = std::move(slots);
+  }
+  std::vector<int64_t> Slots() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return slots_;
   }
 
   // timeout_us < 0: forever; 0: poll. InvalidArgument for a layer out of range.
@@ -80,11 +89,39 @@ class Ticket {
   }
 
   const uint32_t layers_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<bool> done_;  // GUARDED_BY(mu_)
-  bool failed_ = false;     // GUARDED_BY(mu_)
-  Status failure_;          // GUARDED_BY(mu_)
+  std::vector<bool> done_;       // GUARDED_BY(mu_)
+  bool failed_ = false;          // GUARDED_BY(mu_)
+  Status failure_;               // GUARDED_BY(mu_)
+  std::vector<int64_t> slots_;   // GUARDED_BY(mu_)
+};
+
+class Ticket {
+ public:
+  // on_release runs once when the ticket is destroyed (drops the pins it holds).
+  Ticket(uint32_t layers, std::function<void()> on_release)
+      : Ticket(std::make_shared<TicketState>(layers), std::move(on_release)) {}
+  Ticket(std::shared_ptr<TicketState> state, std::function<void()> on_release)
+      : state_(std::move(state)), on_release_(std::move(on_release)) {}
+  ~Ticket() {
+    if (on_release_) on_release_();
+  }
+  Ticket(const Ticket&) = delete;
+  Ticket& operator=(const Ticket&) = delete;
+
+  uint32_t layers() const { return state_->layers(); }
+  void MarkLayerDone(uint32_t layer) { state_->MarkLayerDone(layer); }
+  void MarkAllDone() { state_->MarkAllDone(); }
+  void Fail(Status s) { state_->Fail(std::move(s)); }
+  Status WaitLayer(uint32_t layer, int64_t timeout_us) { return state_->WaitLayer(layer, timeout_us); }
+  Status Wait(int64_t timeout_us) { return state_->Wait(timeout_us); }
+  // See TicketState::SetSlots; meaningful once a wait returned OK.
+  std::vector<int64_t> Slots() const { return state_->Slots(); }
+  const std::shared_ptr<TicketState>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<TicketState> state_;
   std::function<void()> on_release_;
 };
 
