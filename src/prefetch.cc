@@ -1,5 +1,8 @@
 #include "src/prefetch.h"
 
+#include <algorithm>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "io/aligned_buffer.h"
@@ -8,6 +11,9 @@ namespace kvt {
 namespace {
 
 void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
+
+// NVMe reads one prefetch job keeps in flight (threads, each with its own ring).
+constexpr size_t kNvmeReaders = 4;
 
 }  // namespace
 
@@ -43,7 +49,7 @@ struct PrefetchPipeline::Job {
   std::atomic<bool> cancelled{false};
   // Touched only by the worker, then by the destructor.
   std::vector<PinnedBlock> host;
-  std::vector<bool> has_host;
+  std::vector<uint8_t> has_host;  // not vector<bool>: NVMe readers set entries concurrently
   std::vector<HbmBlock> hbm;
   std::vector<HbmState> hbm_state;
 
@@ -57,7 +63,7 @@ struct PrefetchPipeline::Job {
   void ReleaseHost() {
     for (size_t i = 0; i < host.size(); ++i) {
       if (has_host[i]) tiers.host->Unpin(host[i]);
-      has_host[i] = false;
+      has_host[i] = 0;
     }
   }
   bool Cancelled() const { return cancelled.load(std::memory_order_relaxed); }
@@ -95,7 +101,7 @@ StatusOr<std::unique_ptr<Ticket>> PrefetchPipeline::Start(uint64_t ns,
   job->to_hbm = to_hbm;
   job->state = std::make_shared<TicketState>(static_cast<uint32_t>(geo.layers));
   job->host.resize(keys.size());
-  job->has_host.assign(keys.size(), false);
+  job->has_host.assign(keys.size(), 0);
   job->hbm.resize(to_hbm ? keys.size() : 0);
   job->hbm_state.assign(job->hbm.size(), Job::kNone);
   auto ticket = std::make_unique<Ticket>(job->state, [job] { job->cancelled = true; });
@@ -148,37 +154,57 @@ void PrefetchPipeline::Run(Job& job) {
 }
 
 Status PrefetchPipeline::BringToHost(Job& job) {
-  size_t missing = 0;
   const uint64_t block_bytes = static_cast<uint64_t>(job.geo.block_bytes());
-  for (size_t i = 0; i < job.keys.size() && !job.Cancelled(); ++i) {
+  const size_t n = job.keys.size();
+  std::vector<Status> status(n);
+  std::vector<size_t> on_nvme;
+  // Blocks in HBM or host are pinned in place, in order.
+  for (size_t i = 0; i < n && !job.Cancelled(); ++i) {
     if (job.to_hbm && tiers_.hbm->Pin(job.ns, job.keys[i], &job.hbm[i])) {
       job.hbm_state[i] = Job::kPublished;
       Add(c_.blocks_in_hbm);
-      continue;
+    } else if (tiers_.host->Pin(job.ns, job.keys[i], &job.host[i])) {
+      job.has_host[i] = 1;
+      Add(c_.blocks_in_host);
+    } else {
+      on_nvme.push_back(i);
     }
+  }
+  // The rest are read from NVMe by up to kNvmeReaders threads at once: one synchronous read at a
+  // time leaves the device idle between reads. Each thread borrows its own io_uring context.
+  auto read = [&](size_t i) {
     bool from_nvme = false;
-    Status st = FetchToHost(tiers_.host, tiers_.nvme, job.ns, job.keys[i], &job.host[i], &from_nvme);
-    if (st.IsNotFound()) {
+    status[i] = FetchToHost(tiers_.host, tiers_.nvme, job.ns, job.keys[i], &job.host[i], &from_nvme);
+    if (!status[i].ok()) return;
+    job.has_host[i] = 1;
+    Add(from_nvme ? c_.blocks_from_nvme : c_.blocks_in_host);
+    if (from_nvme) Add(c_.bytes_nvme_to_host, block_bytes);
+  };
+  std::atomic<size_t> next{0};
+  auto reader = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < on_nvme.size() && !job.Cancelled();) read(on_nvme[k]);
+  };
+  const size_t threads = std::min(on_nvme.size(), kNvmeReaders);
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(reader);
+  reader();
+  for (auto& t : pool) t.join();
+
+  size_t missing = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (status[i].IsNotFound()) {
       ++missing;
-      continue;
-    }
-    if (!st.ok()) return st.WithContext("prefetch of block " + std::to_string(i));
-    job.has_host[i] = true;
-    if (job.host[i].meta.payload_bytes != block_bytes) {
+    } else if (!status[i].ok()) {
+      return status[i].WithContext("prefetch of block " + std::to_string(i));
+    } else if (job.has_host[i] && job.host[i].meta.payload_bytes != block_bytes) {
       return Status::Internal("prefetch: stored block of " +
                               std::to_string(job.host[i].meta.payload_bytes) +
                               " bytes in a namespace of " + std::to_string(block_bytes) +
                               "-byte blocks");
     }
-    if (from_nvme) {
-      Add(c_.blocks_from_nvme);
-      Add(c_.bytes_nvme_to_host, block_bytes);
-    } else {
-      Add(c_.blocks_in_host);
-    }
   }
   if (missing > 0) {
-    return Status::NotFound(std::to_string(missing) + " of " + std::to_string(job.keys.size()) +
+    return Status::NotFound(std::to_string(missing) + " of " + std::to_string(n) +
                             " blocks are not stored");
   }
   return Status::Ok();
