@@ -191,7 +191,7 @@ Status GpuCache::LoadOnDevice(std::span<const Hash128> keys, std::span<const int
     }
     PinnedBlock pb;
     bool from_nvme = false;
-    st = FetchToHost(store_->host(), store_->nvme(), ns_, keys[i], &pb, &from_nvme);
+    st = FetchToHost(store_->host(), store_->nvme(), nullptr, ns_, keys[i], &pb, &from_nvme);
     if (st.ok()) {
       job->host.push_back(pb);
       host_ids.push_back(block_ids[i]);

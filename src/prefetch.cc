@@ -17,22 +17,29 @@ constexpr size_t kNvmeReaders = 4;
 
 }  // namespace
 
-Status FetchToHost(HostTier* host, NvmeTier* nvme, uint64_t ns, const Hash128& key,
+Status FetchToHost(HostTier* host, NvmeTier* nvme, HbmTier* hbm, uint64_t ns, const Hash128& key,
                    PinnedBlock* out, bool* from_nvme) {
   *from_nvme = false;
   if (host->Pin(ns, key, out)) return Status::Ok();
   BlockMeta m;
-  if (nvme == nullptr || !nvme->Lookup(ns, key, &m)) return Status::NotFound("block not stored");
+  const bool in_hbm = hbm != nullptr && hbm->Lookup(ns, key, &m, /*touch=*/false);
+  if (!in_hbm && (nvme == nullptr || !nvme->Lookup(ns, key, &m))) {
+    return Status::NotFound("block not stored");
+  }
   // NVMe reads want a 4 KiB-aligned buffer of whole pages; one per thread, grown on demand.
   thread_local AlignedBuffer scratch;
   const size_t need = AlignUp(m.payload_bytes, AlignedBuffer::kPage);
   if (scratch.size() < need) {
     KVT_ASSIGN_OR_RETURN(scratch, AlignedBuffer::Allocate(need, /*lock=*/false));
   }
-  KVT_RETURN_IF_ERROR(nvme->Read(ns, key, scratch.data(), need, &m));
-  KVT_RETURN_IF_ERROR(host->Put(m, scratch.data(), /*checksum_known=*/true, out));
-  *from_nvme = true;
-  return Status::Ok();
+  if (in_hbm) {
+    // Only HBM holds it (the host copy was evicted): copy it back down.
+    KVT_RETURN_IF_ERROR(hbm->Read(ns, key, scratch.data(), m.payload_bytes, &m));
+  } else {
+    KVT_RETURN_IF_ERROR(nvme->Read(ns, key, scratch.data(), need, &m));
+    *from_nvme = true;
+  }
+  return host->Put(m, scratch.data(), /*checksum_known=*/true, out);
 }
 
 // One prefetch. Shared by the ticket (which only sets `cancelled`) and the worker; the pins are
@@ -174,7 +181,8 @@ Status PrefetchPipeline::BringToHost(Job& job) {
   // time leaves the device idle between reads. Each thread borrows its own io_uring context.
   auto read = [&](size_t i) {
     bool from_nvme = false;
-    status[i] = FetchToHost(tiers_.host, tiers_.nvme, job.ns, job.keys[i], &job.host[i], &from_nvme);
+    status[i] = FetchToHost(tiers_.host, tiers_.nvme, job.to_hbm ? nullptr : tiers_.hbm, job.ns,
+                            job.keys[i], &job.host[i], &from_nvme);
     if (!status[i].ok()) return;
     job.has_host[i] = 1;
     Add(from_nvme ? c_.blocks_from_nvme : c_.blocks_in_host);

@@ -68,9 +68,10 @@ inline BlockLayout LayoutOf(const Geometry& g) {
   return b;
 }
 
-// Pins a block in the host tier: in place when it is there, else read from NVMe (verified) and
-// inserted pinned. NotFound when no tier below HBM holds it. *from_nvme says which.
-Status FetchToHost(HostTier* host, NvmeTier* nvme, uint64_t ns, const Hash128& key,
+// Pins a block in the host tier: in place when it is there, else copied up from NVMe (verified)
+// or down from HBM and inserted pinned. nvme and hbm may be null. NotFound when none holds it;
+// *from_nvme says whether it came from NVMe.
+Status FetchToHost(HostTier* host, NvmeTier* nvme, HbmTier* hbm, uint64_t ns, const Hash128& key,
                    PinnedBlock* out, bool* from_nvme);
 
 class PrefetchPipeline {

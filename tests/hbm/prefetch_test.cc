@@ -240,6 +240,19 @@ TEST_F(PrefetchTest, HbmEvictionDemotesToHostByteExact) {
   std::vector<uint8_t> out(bytes_);
   ASSERT_TRUE(store_->Get(ns_, first[3], out.data(), bytes_).ok());  // served from HBM
   EXPECT_EQ(out, testing::PatternBytes(first[3].lo, bytes_));
+  {
+    // A host-target prefetch of a block only HBM holds copies it back down.
+    std::vector<Hash128> two = {first[0], first[1]};
+    auto t = store_->Prefetch(ns_, two, Tier::kHost);
+    ASSERT_TRUE(t.ok());
+    ASSERT_TRUE((*t)->Wait(-1).ok());
+    for (const Hash128& k : two) {
+      EXPECT_TRUE(store_->host()->Lookup(ns_, k, nullptr, false));
+      ASSERT_TRUE(store_->host()->Read(ns_, k, out.data(), bytes_, nullptr).ok());
+      EXPECT_EQ(out, testing::PatternBytes(k.lo, bytes_));
+    }
+    for (const Hash128& k : two) ASSERT_TRUE(store_->host()->Remove(ns_, k).ok());
+  }
 
   auto second = Put(16, 900000);
   auto t = store_->Prefetch(ns_, second, Tier::kHbm);  // evicts every block of `first`
