@@ -109,16 +109,21 @@ Status GpuCache::Save(std::span<const int32_t> block_ids, std::span<const Hash12
     KVT_RETURN_IF_ERROR(GatherBlocksRef(layout_, block_ids.data(), static_cast<int64_t>(n), dst,
                                         LayerRange::All(layout_.geo)));
   } else {
-    KVT_ASSIGN_OR_RETURN(DeviceRegion stage, DeviceRegion::Allocate(dev_, n * bb));
-    KVT_ASSIGN_OR_RETURN(DeviceRegion ids, DeviceRegion::Allocate(dev_, n * sizeof(int32_t)));
-    KVT_RETURN_IF_ERROR(dev_->CopyAsync(ids.data(), block_ids.data(), n * sizeof(int32_t), stream));
+    // Device scratch: [block ids][payload staging].
+    const size_t ids_bytes = AlignUp(n * sizeof(int32_t), 256);
+    KVT_ASSIGN_OR_RETURN(DeviceRegion scratch, TakeScratch(ids_bytes + n * bb));
+    uint8_t* stage = scratch.data() + ids_bytes;
+    Status st = dev_->CopyAsync(scratch.data(), block_ids.data(), n * sizeof(int32_t), stream);
     PayloadSlots dst = staging_view;
-    dst.base = stage.data();
-    Status st = GatherBlocksGpu(layout_, reinterpret_cast<const int32_t*>(ids.data()),
-                                static_cast<int64_t>(n), dst, LayerRange::All(layout_.geo), stream);
-    if (st.ok()) st = dev_->CopyAsync(payloads.data(), stage.data(), n * bb, stream);
-    // Wait even after a failed launch: the regions are freed on return.
+    dst.base = stage;
+    if (st.ok()) {
+      st = GatherBlocksGpu(layout_, reinterpret_cast<const int32_t*>(scratch.data()),
+                           static_cast<int64_t>(n), dst, LayerRange::All(layout_.geo), stream);
+    }
+    if (st.ok()) st = dev_->CopyAsync(payloads.data(), stage, n * bb, stream);
+    // Wait even after a failed launch: the scratch is reused once this returns.
     Status sync = dev_->Synchronize(stream);
+    ReturnScratch(std::move(scratch));
     KVT_RETURN_IF_ERROR(st);
     KVT_RETURN_IF_ERROR(sync);
   }
