@@ -204,7 +204,7 @@ KVT_API kvt_status_t kvt_put(kvt_store* s, uint64_t ns, kvt_key key, kvt_key par
                              const int32_t* tokens, const void* data, size_t bytes);
 
 /* Copies a stored block into dst (dst_bytes must equal kvt_block_bytes). A block found on NVMe is
- * verified, copied to dst and promoted to the host tier. KVT_NOT_FOUND: not stored, or its checksum
+ * verified, copied to dst and promoted to the host tier; one only in the HBM tier is copied out. KVT_NOT_FOUND: not stored, or its checksum
  * failed (the entry is then dropped and counted). KVT_IO_ERROR: the device failed the read (the
  * block is kept). Blocks on a memcpy, or on NVMe I/O. */
 KVT_API kvt_status_t kvt_get(kvt_store* s, uint64_t ns, kvt_key key, void* dst, size_t dst_bytes);
