@@ -333,6 +333,19 @@ kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_t timeou
   });
 }
 
+kvt_status_t kvt_ticket_layer_event(kvt_ticket* t, uint32_t layer, int64_t timeout_us,
+                                    void** cuda_event) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(t != nullptr, "kvt_ticket_layer_event: ticket is NULL");
+    KVT_REQUIRE(cuda_event != nullptr, "kvt_ticket_layer_event: cuda_event is NULL");
+    void* ev = nullptr;
+    kvt::Status st = t->t->WaitLayerEvent(layer, timeout_us, &ev);
+    if (!st.ok()) return Convert(st);
+    *cuda_event = ev;
+    return KVT_OK;
+  });
+}
+
 void kvt_ticket_release(kvt_ticket* t) { delete t; }
 
 kvt_status_t kvt_gpu_register(kvt_store* s, uint64_t ns, const kvt_gpu_cache_desc* d,

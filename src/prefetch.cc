@@ -59,6 +59,9 @@ struct PrefetchPipeline::Job {
   std::vector<uint8_t> has_host;  // not vector<bool>: NVMe readers set entries concurrently
   std::vector<HbmBlock> hbm;
   std::vector<HbmState> hbm_state;
+  // One per layer enqueued. Kept until the job goes (after the ticket's release), because the
+  // ticket hands the CUDA events out to streams.
+  std::vector<std::unique_ptr<DeviceEvent>> events;
 
   ~Job() {
     ReleaseHost();
@@ -236,7 +239,7 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
 
   const uint32_t layers = static_cast<uint32_t>(job.geo.layers);
   const uint64_t lb = static_cast<uint64_t>(job.geo.layer_bytes());
-  std::vector<std::unique_ptr<DeviceEvent>> events;
+  std::vector<std::unique_ptr<DeviceEvent>>& events = job.events;
   uint32_t marked = 0;
   // The last layer is marked only after the blocks are published (below).
   auto mark = [&] {
@@ -260,6 +263,7 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
       break;
     }
     events.push_back(std::move(ev).value());
+    job.state->SetLayerEvent(l, events.back()->native());
     Add(c_.bytes_host_to_hbm, moved);
     while (marked < events.size() && marked + 1 < layers && events[marked]->Ready()) mark();
   }

@@ -24,7 +24,8 @@ namespace kvt {
 
 class TicketState {
  public:
-  explicit TicketState(uint32_t layers) : layers_(layers), done_(layers, false) {}
+  explicit TicketState(uint32_t layers)
+      : layers_(layers), done_(layers, false), events_(layers, nullptr) {}
 
   uint32_t layers() const { return layers_; }
 
@@ -57,13 +58,28 @@ class TicketState {
     return slots_;
   }
 
+  // The pipeline has enqueued layer `layer`'s copies on the device, followed by `event` (a
+  // cudaEvent_t that outlives the ticket's users: the job owning it lives until release).
+  void SetLayerEvent(uint32_t layer, void* event) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (layer < layers_) events_[layer] = event;
+    cv_.notify_all();
+  }
+
   // timeout_us < 0: forever; 0: poll. InvalidArgument for a layer out of range.
   Status WaitLayer(uint32_t layer, int64_t timeout_us) {
-    if (layer >= layers_) {
-      return Status::InvalidArgument("layer " + std::to_string(layer) + " out of range (ticket has " +
-                                     std::to_string(layers_) + " layers)");
-    }
+    KVT_RETURN_IF_ERROR(CheckLayer(layer));
     return WaitUntil([&] { return done_[layer]; }, timeout_us);
+  }
+  // Returns as soon as there is a device event for the layer (*event, to wait on in a stream), or
+  // the layer is resident (*event = nullptr: nothing left to wait for).
+  Status WaitLayerEvent(uint32_t layer, int64_t timeout_us, void** event) {
+    KVT_RETURN_IF_ERROR(CheckLayer(layer));
+    KVT_RETURN_IF_ERROR(
+        WaitUntil([&] { return done_[layer] || events_[layer] != nullptr; }, timeout_us));
+    std::lock_guard<std::mutex> g(mu_);
+    *event = done_[layer] ? nullptr : events_[layer];
+    return Status::Ok();
   }
   Status Wait(int64_t timeout_us) {
     return WaitUntil(
@@ -76,6 +92,11 @@ class TicketState {
   }
 
  private:
+  Status CheckLayer(uint32_t layer) const {
+    if (layer < layers_) return Status::Ok();
+    return Status::InvalidArgument("layer " + std::to_string(layer) + " out of range (ticket has " +
+                                   std::to_string(layers_) + " layers)");
+  }
   template <typename Pred>
   Status WaitUntil(Pred ready, int64_t timeout_us) {
     std::unique_lock<std::mutex> l(mu_);
@@ -95,6 +116,7 @@ class TicketState {
   bool failed_ = false;          // GUARDED_BY(mu_)
   Status failure_;               // GUARDED_BY(mu_)
   std::vector<int64_t> slots_;   // GUARDED_BY(mu_)
+  std::vector<void*> events_;    // GUARDED_BY(mu_)
 };
 
 class Ticket {
@@ -116,6 +138,9 @@ class Ticket {
   void Fail(Status s) { state_->Fail(std::move(s)); }
   Status WaitLayer(uint32_t layer, int64_t timeout_us) { return state_->WaitLayer(layer, timeout_us); }
   Status Wait(int64_t timeout_us) { return state_->Wait(timeout_us); }
+  Status WaitLayerEvent(uint32_t layer, int64_t timeout_us, void** event) {
+    return state_->WaitLayerEvent(layer, timeout_us, event);
+  }
   // See TicketState::SetSlots; meaningful once a wait returned OK.
   std::vector<int64_t> Slots() const { return state_->Slots(); }
   const std::shared_ptr<TicketState>& state() const { return state_; }

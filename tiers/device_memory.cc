@@ -44,6 +44,7 @@ class EmulatedDeviceMemory final : public DeviceMemory {
     return std::unique_ptr<DeviceEvent>(new DoneEvent());
   }
   Status RecordExternal(void*, GpuStream) override { return Status::Ok(); }
+  Status StreamWaitEvent(GpuStream, void*) override { return Status::Ok(); }
   Status Synchronize(GpuStream) override { return Status::Ok(); }
   Status OnComplete(GpuStream, std::function<void()> fn) override {
     fn();

@@ -59,6 +59,9 @@ class DeviceMemory {
   virtual StatusOr<std::unique_ptr<DeviceEvent>> Record(GpuStream stream) = 0;
   // Records a caller-owned cudaEvent_t on `stream` (emulated: nothing to record; the work is done).
   virtual Status RecordExternal(void* event, GpuStream stream) = 0;
+  // Makes work enqueued on `stream` from now on wait for `event` (a cudaEvent_t), without blocking
+  // the calling thread (emulated: nothing to wait for).
+  virtual Status StreamWaitEvent(GpuStream stream, void* event) = 0;
   // Waits for everything enqueued on `stream`.
   virtual Status Synchronize(GpuStream stream) = 0;
   // Runs fn on a runtime thread once the work enqueued so far on `stream` has finished (emulated:

@@ -70,6 +70,11 @@ class CudaDeviceMemory final : public DeviceMemory {
     return FromCuda(cudaEventRecord(static_cast<cudaEvent_t>(event), S(stream)),
                     "cudaEventRecord of a layer event");
   }
+  Status StreamWaitEvent(GpuStream stream, void* event) override {
+    cudaSetDevice(device_);
+    return FromCuda(cudaStreamWaitEvent(S(stream), static_cast<cudaEvent_t>(event), 0),
+                    "cudaStreamWaitEvent");
+  }
   Status Synchronize(GpuStream stream) override {
     cudaSetDevice(device_);
     return FromCuda(cudaStreamSynchronize(S(stream)), "cudaStreamSynchronize");

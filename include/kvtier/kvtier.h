@@ -236,6 +236,15 @@ KVT_API kvt_status_t kvt_ticket_wait(kvt_ticket* t, int64_t timeout_us);
 /* As kvt_ticket_wait, for one layer (0 <= layer < the namespace's layers). */
 KVT_API kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_t timeout_us);
 
+/* For engines on a GPU: the device-side wait for one layer. Returns as soon as layer `layer`'s
+ * copies into HBM are enqueued, with *cuda_event set to a cudaEvent_t (owned by the ticket, valid
+ * until kvt_ticket_release) that completes when that layer of every block is resident; pass it to
+ * cudaStreamWaitEvent so the compute stream waits instead of the host thread. *cuda_event = NULL
+ * when nothing is left to wait for on the device (the layer is resident: emulated HBM, host target,
+ * blocks already in HBM). Timeouts and failures as kvt_ticket_wait_layer. */
+KVT_API kvt_status_t kvt_ticket_layer_event(kvt_ticket* t, uint32_t layer, int64_t timeout_us,
+                                            void** cuda_event);
+
 /* Releases the ticket and the pins it holds. NULL is a no-op. */
 KVT_API void kvt_ticket_release(kvt_ticket* t);
 

@@ -367,6 +367,14 @@ int main(void) {
     EXPECT_OK(kvt_ticket_wait_layer(ht, 0, -1));
     EXPECT_OK(kvt_ticket_wait_layer(ht, 1, -1));
     EXPECT_OK(kvt_ticket_wait(ht, -1));
+    {
+      void* ev = &ev;
+      EXPECT_REJECT(kvt_ticket_layer_event(NULL, 0, -1, &ev), KVT_INVALID_ARGUMENT);
+      EXPECT_REJECT(kvt_ticket_layer_event(ht, 0, -1, NULL), KVT_INVALID_ARGUMENT);
+      EXPECT_REJECT(kvt_ticket_layer_event(ht, 2, -1, &ev), KVT_INVALID_ARGUMENT);
+      EXPECT_OK(kvt_ticket_layer_event(ht, 1, -1, &ev));
+      EXPECT(ev == NULL); /* all layers resident: nothing left to wait for on a stream */
+    }
     kvt_tier_t ht_tiers[2];
     size_t ht_prefix = 0;
     EXPECT_OK(kvt_lookup(s, ns, hk, 2, &ht_prefix, ht_tiers));

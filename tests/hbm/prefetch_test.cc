@@ -149,6 +149,14 @@ TEST_P(PrefetchSourceTest, LayerWaitsReturnInOrderWithExactBytes) {
   // Layer 0 of every block has landed; the worker is held before copying layer 1.
   EXPECT_EQ((*t)->WaitLayer(1, 0).code(), Code::kTimeout);
   EXPECT_EQ((*t)->Wait(0).code(), Code::kTimeout);
+  // The stream-side wait: an event to wait on (GPU), or null once resident (emulated).
+  void* ev = reinterpret_cast<void*>(1);
+  ASSERT_TRUE((*t)->WaitLayerEvent(0, -1, &ev).ok());
+  if (store_->hbm()->device()->emulated()) {
+    EXPECT_EQ(ev, nullptr);
+  }
+  EXPECT_EQ((*t)->WaitLayerEvent(1, 0, &ev).code(),
+            store_->hbm()->device()->emulated() ? Code::kTimeout : Code::kOk);
   for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(HbmLayer(**t, i, 0), Expected(keys[i], 0));
   gate_.Open();
   for (uint32_t l = 1; l < kLayers; ++l) {

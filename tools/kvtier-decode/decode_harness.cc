@@ -313,7 +313,11 @@ Status Harness::Run(DecodeResult* r) {
     t0 = NowMs();
     KVT_ASSIGN_OR_RETURN(auto t, Prefetch());
     for (int32_t l = 0; l < c_.layers; ++l) {
-      KVT_RETURN_IF_ERROR(t->WaitLayer(static_cast<uint32_t>(l), -1));
+      // On a GPU the compute stream waits for layer l's copy event (the host thread only waits
+      // for the copies to be enqueued); emulated, the layer is resident when this returns.
+      void* ev = nullptr;
+      KVT_RETURN_IF_ERROR(t->WaitLayerEvent(static_cast<uint32_t>(l), -1, &ev));
+      if (ev != nullptr) KVT_RETURN_IF_ERROR(dev_->StreamWaitEvent(nullptr, ev));
       if (l == 0) KVT_RETURN_IF_ERROR(BindSlots(*t));
       KVT_RETURN_IF_ERROR(Compute(l));
     }
