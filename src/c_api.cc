@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kvtier/kvtier.h"
+#include "src/gpu_cache.h"
 #include "src/store.h"
 
 struct kvt_options {
@@ -19,6 +20,9 @@ struct kvt_store {
 };
 struct kvt_ticket {
   std::unique_ptr<kvt::Ticket> t;
+};
+struct kvt_gpu_cache {
+  std::unique_ptr<kvt::GpuCache> c;
 };
 
 namespace {
@@ -329,7 +333,74 @@ kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_t timeou
   });
 }
 
+kvt_status_t kvt_ticket_layer_event(kvt_ticket* t, uint32_t layer, int64_t timeout_us,
+                                    void** cuda_event) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(t != nullptr, "kvt_ticket_layer_event: ticket is NULL");
+    KVT_REQUIRE(cuda_event != nullptr, "kvt_ticket_layer_event: cuda_event is NULL");
+    void* ev = nullptr;
+    kvt::Status st = t->t->WaitLayerEvent(layer, timeout_us, &ev);
+    if (!st.ok()) return Convert(st);
+    *cuda_event = ev;
+    return KVT_OK;
+  });
+}
+
 void kvt_ticket_release(kvt_ticket* t) { delete t; }
+
+kvt_status_t kvt_gpu_register(kvt_store* s, uint64_t ns, const kvt_gpu_cache_desc* d,
+                              kvt_gpu_cache** out) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_gpu_register: store is NULL");
+    KVT_REQUIRE(d != nullptr, "kvt_gpu_register: desc is NULL");
+    KVT_REQUIRE(out != nullptr, "kvt_gpu_register: out is NULL");
+    KVT_REQUIRE((d->flags & ~KVT_GPU_HOST_MEMORY) == 0,
+                "kvt_gpu_register: unknown flags " + std::to_string(d->flags));
+    kvt::GpuCache::Desc g;
+    g.layers = d->layers;
+    g.k_layers = d->k_layers;
+    g.v_layers = d->v_layers;
+    g.num_blocks = d->num_blocks;
+    g.block_stride = d->block_stride;
+    g.token_stride = d->token_stride;
+    g.head_stride = d->head_stride;
+    g.host_memory = (d->flags & KVT_GPU_HOST_MEMORY) != 0;
+    auto c = kvt::GpuCache::Register(s->s.get(), ns, g);
+    if (!c.ok()) return Convert(c.status());
+    *out = new kvt_gpu_cache{std::move(c).value()};
+    return KVT_OK;
+  });
+}
+
+void kvt_gpu_unregister(kvt_gpu_cache* c) { delete c; }
+
+kvt_status_t kvt_gpu_save(kvt_gpu_cache* c, const int32_t* block_ids, const kvt_key* keys,
+                          const kvt_key* parents, const int32_t* tokens, size_t n, void* stream) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(c != nullptr, "kvt_gpu_save: cache is NULL");
+    KVT_REQUIRE(block_ids != nullptr, "kvt_gpu_save: block_ids is NULL");
+    KVT_REQUIRE(keys != nullptr, "kvt_gpu_save: keys is NULL");
+    KVT_REQUIRE(n != 0, "kvt_gpu_save: n is 0");
+    std::vector<kvt::Hash128> k(n), p(parents != nullptr ? n : 0);
+    for (size_t i = 0; i < n; ++i) k[i] = ToHash(keys[i]);
+    for (size_t i = 0; i < p.size(); ++i) p[i] = ToHash(parents[i]);
+    return Convert(c->c->Save({block_ids, n}, k, parents != nullptr ? p.data() : nullptr, tokens,
+                              stream));
+  });
+}
+
+kvt_status_t kvt_gpu_load(kvt_gpu_cache* c, const kvt_key* keys, const int32_t* block_ids,
+                          size_t n, void* stream, void* const* layer_events) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(c != nullptr, "kvt_gpu_load: cache is NULL");
+    KVT_REQUIRE(keys != nullptr, "kvt_gpu_load: keys is NULL");
+    KVT_REQUIRE(block_ids != nullptr, "kvt_gpu_load: block_ids is NULL");
+    KVT_REQUIRE(n != 0, "kvt_gpu_load: n is 0");
+    std::vector<kvt::Hash128> k(n);
+    for (size_t i = 0; i < n; ++i) k[i] = ToHash(keys[i]);
+    return Convert(c->c->Load(k, {block_ids, n}, stream, layer_events));
+  });
+}
 
 kvt_status_t kvt_stats_json(kvt_store* s, char** json) {
   return Guard(__func__, [&] {

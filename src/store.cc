@@ -58,9 +58,6 @@ void NvmeStatsJson(const NvmeStats& n, nlohmann::json* out) {
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   KVT_RETURN_IF_ERROR(o.Validate());
-  if (o.hbm_bytes > 0) {
-    return Status::Unavailable("hbm_bytes > 0: the HBM tier is not part of this build yet");
-  }
   if (!o.remote.empty()) {
     return Status::Unavailable("remote is set: the remote tier is not part of this build yet");
   }
@@ -91,6 +88,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
           [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
     }
   }
+  KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   return s;
 }
 
@@ -274,14 +272,17 @@ Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& p
   BlockMeta m;
   Tier where = Tier::kHost;
   // A lookup is not a use: routers probe many nodes and engines look up more than they load, so
-  // only a get (or put) touches a block for eviction. The simulator relies on the same rule.
-  if (!host_->Lookup(ns.id, key, &m, /*touch=*/false)) {
+  // only a get, put or prefetch touches a block for eviction. The simulator relies on the same rule.
+  if (hbm_ && hbm_->Lookup(ns.id, key, &m, /*touch=*/false)) {
+    where = Tier::kHbm;  // the fastest tier holding it
+  } else if (!host_->Lookup(ns.id, key, &m, /*touch=*/false)) {
     if (!nvme_ || !nvme_->Lookup(ns.id, key, &m)) return Tier::kNone;
     where = Tier::kNvme;
   }
   if (m.parent != parent || (digest != nullptr && m.has_tokens && m.tokens_digest != *digest)) {
     Add(counters_.collisions);
     if (where == Tier::kHost) TierCounters::Add(host_->counters().collisions);
+    if (where == Tier::kHbm) TierCounters::Add(hbm_->counters().collisions);
     return Tier::kNone;
   }
   if (digest != nullptr && !m.has_tokens) Add(counters_.unverified_hits);
@@ -374,6 +375,7 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
   }
   Add(counters_.gets);
   Status s = host_->Read(ns, key, dst, bytes, nullptr);
+  if (s.IsNotFound() && hbm_) s = hbm_->Read(ns, key, dst, bytes, nullptr);
   if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
   Add(s.ok() ? counters_.get_hits : counters_.get_misses);
   return s;
@@ -383,6 +385,7 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   (void)info;
   Status s = host_->Remove(ns, key);
+  if (hbm_ && hbm_->Remove(ns, key).ok()) s = Status::Ok();
   if (nvme_) {
     Status n = nvme_->Remove(ns, key);
     if (s.IsNotFound()) s = n;
@@ -396,6 +399,7 @@ Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   (void)info;
   host_->DropNamespace(ns);
+  if (hbm_) hbm_->DropNamespace(ns);
   if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
   Add(counters_.namespace_drops);
   return Status::Ok();
@@ -404,37 +408,11 @@ Status Store::DropNamespace(uint64_t ns) {
 StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const Hash128> keys,
                                                   Tier target) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
-  if (target != Tier::kHost) {
-    return Status::Unavailable(target == Tier::kHbm
-                                   ? "prefetch to HBM: the HBM tier is not part of this build yet"
-                                   : "prefetch target must be KVT_TIER_HOST or KVT_TIER_HBM");
+  if (target != Tier::kHost && target != Tier::kHbm) {
+    return Status::InvalidArgument("prefetch target must be KVT_TIER_HOST or KVT_TIER_HBM");
   }
-  // Host target: every block is already resident or absent; pin what is there for the ticket's
-  // lifetime and complete at once.
-  auto pins = std::make_shared<std::vector<PinnedBlock>>();
-  pins->reserve(keys.size());
-  size_t missing = 0;
-  for (const Hash128& k : keys) {
-    PinnedBlock b;
-    // A block on NVMe is promoted first (synchronously for now; the layer-wise pipeline comes
-    // with the HBM tier).
-    if (host_->Pin(ns, k, &b) ||
-        (Promote(ns, k, nullptr, info->block_bytes).ok() && host_->Pin(ns, k, &b))) {
-      pins->push_back(b);
-    } else {
-      ++missing;
-    }
-  }
-  HostTier* host = host_.get();
-  auto ticket = std::make_unique<Ticket>(info->geometry.layers, [host, pins] {
-    for (const PinnedBlock& b : *pins) host->Unpin(b);
-  });
-  if (missing > 0) {
-    ticket->Fail(Status::NotFound(std::to_string(missing) + " of " + std::to_string(keys.size()) +
-                                  " blocks are not stored"));
-  } else {
-    ticket->MarkAllDone();
-  }
+  KVT_ASSIGN_OR_RETURN(auto ticket,
+                       prefetch_->Start(ns, keys, LayoutOf(info->geometry), target == Tier::kHbm));
   Add(counters_.prefetches);
   return ticket;
 }
@@ -475,6 +453,7 @@ std::string Store::StatsJson() const {
   st["write_through_failures"] = get(counters_.write_through_failures);
   st["write_policy"] = opts_.write_policy;
   host_->StatsJson(&j["tiers"]["host"]);
+  HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(nvme_->Stats(), &j["tiers"]["nvme"]);
   return j.dump();
 }

@@ -8,18 +8,24 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "base/status.h"
 #include "io/unique_fd.h"
 #include "src/block_key.h"
 #include "src/options.h"
+#include "src/prefetch.h"
 #include "src/ticket.h"
 #include "tiers/admission.h"
+#include "tiers/device_memory.h"
+#include "tiers/hbm_tier.h"
 #include "tiers/host_tier.h"
 #include "tiers/nvme_tier.h"
 
@@ -46,6 +52,7 @@ struct StoreCounters {
   std::atomic<uint64_t> admission_rejects{0};
   std::atomic<uint64_t> promotions{0}, promotion_failures{0};
   std::atomic<uint64_t> write_throughs{0}, write_through_failures{0};
+  std::atomic<uint64_t> hbm_demotions{0}, hbm_demotions_skipped{0}, hbm_demotion_failures{0};
 };
 
 class Store {
@@ -76,8 +83,20 @@ class Store {
   Status Remove(uint64_t ns, const Hash128& key);
   Status DropNamespace(uint64_t ns);
 
+  // Starts moving keys into the target tier (kHbm or kHost) on the prefetch pipeline and returns
+  // its ticket at once (see src/prefetch.h). kHbm without an HBM tier: Unavailable.
   StatusOr<std::unique_ptr<Ticket>> Prefetch(uint64_t ns, std::span<const Hash128> keys,
                                              Tier target);
+
+  // --- HBM tier and GPU paths (store_hbm.cc) ---
+  // The HBM tier, or null when hbm_bytes == 0.
+  HbmTier* hbm() const { return hbm_.get(); }
+  HostTier* host() const { return host_.get(); }
+  NvmeTier* nvme() const { return nvme_.get(); }
+  PrefetchPipeline* prefetcher() const { return prefetch_.get(); }
+  // The device the HBM tier and the kvt_gpu_* paths use: the HBM tier's, or one opened on first
+  // use (CUDA when built with it and a device is visible, else emulated). Never null.
+  DeviceMemory* Device();
 
   std::string StatsJson() const;
   const Options& options() const { return opts_; }
@@ -99,6 +118,11 @@ class Store {
   Status Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes);
   // Writes a block now in the host tier to NVMe as well (write-through).
   Status WriteThrough(uint64_t ns, const Hash128& key);
+  // Opens the HBM tier (hbm_bytes > 0) and starts the prefetch pipeline. Called last by Open.
+  Status StartHbmAndPrefetch();
+  // HBM -> host on eviction from HBM; skipped when the host tier holds the block already.
+  void DemoteFromHbm(const BlockMeta& meta, const uint8_t* device_data);
+  void HbmStatsJson(nlohmann::json* root) const;
   bool WriteThroughMode() const { return opts_.write_policy == "write_through"; }
   Hash128 NormalizeParent(const NamespaceInfo& ns, const Hash128& parent) const {
     return (parent.lo == 0 && parent.hi == 0) ? ns.root : parent;
@@ -114,6 +138,11 @@ class Store {
   mutable std::shared_mutex ns_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
   mutable StoreCounters counters_;
+  std::once_flag device_once_;
+  std::unique_ptr<DeviceMemory> device_;  // set at open with an HBM tier, else on first Device()
+  std::unique_ptr<HbmTier> hbm_;          // null when hbm_bytes == 0
+  // Last: destroyed first, so its worker stops before the tiers it moves blocks between go.
+  std::unique_ptr<PrefetchPipeline> prefetch_;
 };
 
 }  // namespace kvt

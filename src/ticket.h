@@ -2,6 +2,10 @@
 // soon as layer i of every block in the ticket is resident in the target tier. While the ticket
 // lives, the blocks it brought in are pinned there (not evictable, bytes stable).
 //
+// The completion state (TicketState) is shared between the caller's Ticket and the pipeline that
+// fills it, so a ticket released while its transfers are in flight leaves the pipeline a valid
+// state to write to; on_release (run by ~Ticket) cancels the rest of the work.
+//
 // Producers (the prefetch pipeline) call MarkLayerDone / Fail; consumers call Wait / WaitLayer.
 // Thread safety: all methods may be called from any thread.
 #pragma once
@@ -10,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -17,16 +22,10 @@
 
 namespace kvt {
 
-class Ticket {
+class TicketState {
  public:
-  // on_release runs once when the ticket is destroyed (drops the pins it holds).
-  Ticket(uint32_t layers, std::function<void()> on_release)
-      : layers_(layers), done_(layers, false), on_release_(std::move(on_release)) {}
-  ~Ticket() {
-    if (on_release_) on_release_();
-  }
-  Ticket(const Ticket&) = delete;
-  Ticket& operator=(const Ticket&) = delete;
+  explicit TicketState(uint32_t layers)
+      : layers_(layers), done_(layers, false), events_(layers, nullptr) {}
 
   uint32_t layers() const { return layers_; }
 
@@ -40,21 +39,47 @@ class Ticket {
     done_.assign(layers_, true);
     cv_.notify_all();
   }
-  // The prefetch failed: every wait returns `s` (NotFound when a key was missing).
+  // The prefetch failed: every wait returns `s` (NotFound when a key was missing). The first
+  // failure wins.
   void Fail(Status s) {
     std::lock_guard<std::mutex> l(mu_);
-    failure_ = std::move(s);
+    if (!failed_) failure_ = std::move(s);
     failed_ = true;
+    cv_.notify_all();
+  }
+  // Where each block sits in the target tier: its HBM slot index (kernels read it in place
+  // through a block table), or -1 for the host tier. Set before layer 0 completes.
+  void SetSlots(std::vector<int64_t> slots) {
+    std::lock_guard<std::mutex> l(mu_);
+    slots_ = std::move(slots);
+  }
+  std::vector<int64_t> Slots() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return slots_;
+  }
+
+  // The pipeline has enqueued layer `layer`'s copies on the device, followed by `event` (a
+  // cudaEvent_t that outlives the ticket's users: the job owning it lives until release).
+  void SetLayerEvent(uint32_t layer, void* event) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (layer < layers_) events_[layer] = event;
     cv_.notify_all();
   }
 
   // timeout_us < 0: forever; 0: poll. InvalidArgument for a layer out of range.
   Status WaitLayer(uint32_t layer, int64_t timeout_us) {
-    if (layer >= layers_) {
-      return Status::InvalidArgument("layer " + std::to_string(layer) + " out of range (ticket has " +
-                                     std::to_string(layers_) + " layers)");
-    }
+    KVT_RETURN_IF_ERROR(CheckLayer(layer));
     return WaitUntil([&] { return done_[layer]; }, timeout_us);
+  }
+  // Returns as soon as there is a device event for the layer (*event, to wait on in a stream), or
+  // the layer is resident (*event = nullptr: nothing left to wait for).
+  Status WaitLayerEvent(uint32_t layer, int64_t timeout_us, void** event) {
+    KVT_RETURN_IF_ERROR(CheckLayer(layer));
+    KVT_RETURN_IF_ERROR(
+        WaitUntil([&] { return done_[layer] || events_[layer] != nullptr; }, timeout_us));
+    std::lock_guard<std::mutex> g(mu_);
+    *event = done_[layer] ? nullptr : events_[layer];
+    return Status::Ok();
   }
   Status Wait(int64_t timeout_us) {
     return WaitUntil(
@@ -67,6 +92,11 @@ class Ticket {
   }
 
  private:
+  Status CheckLayer(uint32_t layer) const {
+    if (layer < layers_) return Status::Ok();
+    return Status::InvalidArgument("layer " + std::to_string(layer) + " out of range (ticket has " +
+                                   std::to_string(layers_) + " layers)");
+  }
   template <typename Pred>
   Status WaitUntil(Pred ready, int64_t timeout_us) {
     std::unique_lock<std::mutex> l(mu_);
@@ -80,11 +110,43 @@ class Ticket {
   }
 
   const uint32_t layers_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<bool> done_;  // GUARDED_BY(mu_)
-  bool failed_ = false;     // GUARDED_BY(mu_)
-  Status failure_;          // GUARDED_BY(mu_)
+  std::vector<bool> done_;       // GUARDED_BY(mu_)
+  bool failed_ = false;          // GUARDED_BY(mu_)
+  Status failure_;               // GUARDED_BY(mu_)
+  std::vector<int64_t> slots_;   // GUARDED_BY(mu_)
+  std::vector<void*> events_;    // GUARDED_BY(mu_)
+};
+
+class Ticket {
+ public:
+  // on_release runs once when the ticket is destroyed (drops the pins it holds).
+  Ticket(uint32_t layers, std::function<void()> on_release)
+      : Ticket(std::make_shared<TicketState>(layers), std::move(on_release)) {}
+  Ticket(std::shared_ptr<TicketState> state, std::function<void()> on_release)
+      : state_(std::move(state)), on_release_(std::move(on_release)) {}
+  ~Ticket() {
+    if (on_release_) on_release_();
+  }
+  Ticket(const Ticket&) = delete;
+  Ticket& operator=(const Ticket&) = delete;
+
+  uint32_t layers() const { return state_->layers(); }
+  void MarkLayerDone(uint32_t layer) { state_->MarkLayerDone(layer); }
+  void MarkAllDone() { state_->MarkAllDone(); }
+  void Fail(Status s) { state_->Fail(std::move(s)); }
+  Status WaitLayer(uint32_t layer, int64_t timeout_us) { return state_->WaitLayer(layer, timeout_us); }
+  Status Wait(int64_t timeout_us) { return state_->Wait(timeout_us); }
+  Status WaitLayerEvent(uint32_t layer, int64_t timeout_us, void** event) {
+    return state_->WaitLayerEvent(layer, timeout_us, event);
+  }
+  // See TicketState::SetSlots; meaningful once a wait returned OK.
+  std::vector<int64_t> Slots() const { return state_->Slots(); }
+  const std::shared_ptr<TicketState>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<TicketState> state_;
   std::function<void()> on_release_;
 };
 

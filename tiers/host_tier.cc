@@ -36,7 +36,15 @@ void HostTier::DropEntryLocked(EntryId id, bool evicted) {
   pool_->Release(slot);
 }
 
-Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known) {
+void HostTier::PinLocked(EntryId id, PinnedBlock* out) {
+  const TierIndex::Entry& e = index_->Get(id);
+  pool_->Pin(e.slot);
+  out->slot = e.slot;
+  out->meta = e.meta;
+  out->data = pool_->Data(e.slot);
+}
+
+Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known, PinnedBlock* pin) {
   const uint64_t bytes = meta.payload_bytes;
   SlotRef slot;
   {
@@ -44,6 +52,7 @@ Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known) {
     EntryId existing = index_->Find(meta.ns, meta.key);
     if (existing != kNoEntry && SameIdentity(index_->Get(existing).meta, meta)) {
       index_->Touch(existing);
+      if (pin != nullptr) PinLocked(existing, pin);
       TierCounters::Add(counters_.duplicate_puts);
       return Status::Ok();
     }
@@ -92,12 +101,14 @@ Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known) {
     if (SameIdentity(index_->Get(existing).meta, meta)) {
       // Another thread stored the same block meanwhile.
       pool_->Release(slot);
+      if (pin != nullptr) PinLocked(existing, pin);
       TierCounters::Add(counters_.duplicate_puts);
       return Status::Ok();
     }
     DropEntryLocked(existing, false);  // a different block under this key: replace it
   }
-  index_->Insert(meta, slot, AlignUp(bytes, AlignedBuffer::kPage));
+  EntryId id = index_->Insert(meta, slot, AlignUp(bytes, AlignedBuffer::kPage));
+  if (pin != nullptr) PinLocked(id, pin);
   TierCounters::Add(counters_.inserts);
   TierCounters::Add(counters_.bytes_in, bytes);
   return Status::Ok();

@@ -55,7 +55,9 @@ class HostTier {
   // Copies meta.payload_bytes from data into a new slot, evicting as the policy says. When
   // `checksum_known` is false, meta.checksum is computed here. A block already stored with the same
   // identity (parent, tokens) is refreshed and not copied. Busy: full and everything pinned.
-  Status Put(BlockMeta meta, const void* data, bool checksum_known);
+  // With `pin`, the stored block (the new one, or the identical one already there) is also pinned
+  // for the caller, atomically with the insert, so no eviction can slip in between; Unpin it.
+  Status Put(BlockMeta meta, const void* data, bool checksum_known, PinnedBlock* pin = nullptr);
 
   // Copies a block into dst. NotFound: absent, or checksum failure with verify_reads (dropped).
   // InvalidArgument: dst_bytes differs from the block's size.
@@ -84,6 +86,7 @@ class HostTier {
   HostTier() = default;
   // Frees an entry's slot (deferred while pinned) after it left the index.
   void DropEntryLocked(EntryId id, bool evicted);
+  void PinLocked(EntryId id, PinnedBlock* out);
   static bool SameIdentity(const BlockMeta& a, const BlockMeta& b);
 
   HostTierOptions opts_;

@@ -121,8 +121,12 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   nvme_reinsertion "true" | "false": keep blocks read since written when a segment is reclaimed
  *                  ["false"]
  * The NVMe tier lives in `dir`/nvme; write_back writes a block to NVMe when host evicts it (and at
- * flush), write_through writes it during kvt_put. hbm_bytes > 0 and remote return KVT_UNAVAILABLE
- * from kvt_open until those tiers exist in this build.
+ * flush), write_through writes it during kvt_put. hbm_bytes > 0 opens the HBM tier: a pool of
+ * block slots in GPU memory (cudaMalloc'd once at open) when kvtier was built with CUDA and a
+ * device is visible; otherwise the same tier emulated in host memory (hbm_bytes of RAM, copies by
+ * memcpy: same behaviour, host speed; kvt_stats_json says which under tiers.hbm.memory). Its slot
+ * size is fixed by the first block placed there. remote returns KVT_UNAVAILABLE from kvt_open
+ * until that tier exists in this build.
  * Returns KVT_INVALID_ARGUMENT for NULL arguments, an unknown name or a malformed value, leaving
  * the options unchanged. Does not block. */
 KVT_API kvt_status_t kvt_options_set(kvt_options* o, const char* name, const char* value);
@@ -200,7 +204,7 @@ KVT_API kvt_status_t kvt_put(kvt_store* s, uint64_t ns, kvt_key key, kvt_key par
                              const int32_t* tokens, const void* data, size_t bytes);
 
 /* Copies a stored block into dst (dst_bytes must equal kvt_block_bytes). A block found on NVMe is
- * verified, copied to dst and promoted to the host tier. KVT_NOT_FOUND: not stored, or its checksum
+ * verified, copied to dst and promoted to the host tier; one only in the HBM tier is copied out. KVT_NOT_FOUND: not stored, or its checksum
  * failed (the entry is then dropped and counted). KVT_IO_ERROR: the device failed the read (the
  * block is kept). Blocks on a memcpy, or on NVMe I/O. */
 KVT_API kvt_status_t kvt_get(kvt_store* s, uint64_t ns, kvt_key key, void* dst, size_t dst_bytes);
@@ -214,11 +218,14 @@ KVT_API kvt_status_t kvt_drop_namespace(kvt_store* s, uint64_t ns);
 
 /* ---- async prefetch ------------------------------------------------------------------------- */
 
-/* Starts bringing keys into the target tier and returns a ticket at once. The keys array is
- * copied. Keys that are not stored anywhere make the ticket complete with KVT_NOT_FOUND. Release
- * every ticket with kvt_ticket_release. Target KVT_TIER_HOST is supported now (blocks on NVMe are
- * promoted before this call returns, so the ticket is complete at once); KVT_TIER_HBM returns
- * KVT_UNAVAILABLE until the HBM tier exists in this build. */
+/* Starts bringing keys into the target tier (KVT_TIER_HBM or KVT_TIER_HOST) and returns a ticket
+ * at once; a background worker moves the blocks NVMe -> host (io_uring, verified) -> HBM (copy
+ * stream), the last hop layer by layer, and completes the ticket one layer at a time. The keys
+ * array is copied. Keys that are not stored anywhere make the ticket complete with KVT_NOT_FOUND;
+ * a tier whose blocks are all pinned makes it complete with KVT_BUSY. While the ticket lives, its
+ * blocks are pinned in the target tier. Release every ticket with kvt_ticket_release (which
+ * cancels the rest of its transfers). KVT_TIER_HBM on a store without an HBM tier:
+ * KVT_UNAVAILABLE; other targets: KVT_INVALID_ARGUMENT. Does not block on I/O. */
 KVT_API kvt_status_t kvt_prefetch(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
                                   kvt_tier_t target, kvt_ticket** out);
 
@@ -229,8 +236,69 @@ KVT_API kvt_status_t kvt_ticket_wait(kvt_ticket* t, int64_t timeout_us);
 /* As kvt_ticket_wait, for one layer (0 <= layer < the namespace's layers). */
 KVT_API kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_t timeout_us);
 
+/* For engines on a GPU: the device-side wait for one layer. Returns as soon as layer `layer`'s
+ * copies into HBM are enqueued, with *cuda_event set to a cudaEvent_t (owned by the ticket, valid
+ * until kvt_ticket_release) that completes when that layer of every block is resident; pass it to
+ * cudaStreamWaitEvent so the compute stream waits instead of the host thread. *cuda_event = NULL
+ * when nothing is left to wait for on the device (the layer is resident: emulated HBM, host target,
+ * blocks already in HBM). Timeouts and failures as kvt_ticket_wait_layer. */
+KVT_API kvt_status_t kvt_ticket_layer_event(kvt_ticket* t, uint32_t layer, int64_t timeout_us,
+                                            void** cuda_event);
+
 /* Releases the ticket and the pins it holds. NULL is a no-op. */
 KVT_API void kvt_ticket_release(kvt_ticket* t);
+
+/* ---- GPU paths: an engine's own paged KV cache ---------------------------------------------- */
+
+typedef struct kvt_gpu_cache kvt_gpu_cache; /* an engine KV cache registered with a store */
+
+/* kvt_gpu_cache_desc.flags. KVT_GPU_HOST_MEMORY: the cache is in host memory; the same paths
+ * run on the CPU reference kernels and streams and events are ignored (tests, CPU-only engines). */
+#define KVT_GPU_HOST_MEMORY 0x1u
+
+typedef struct {
+  uint32_t layers;        /* must equal the namespace's layers */
+  void* const* k_layers;  /* [layers] address of block 0's K (MLA: latent) in each layer */
+  void* const* v_layers;  /* [layers] address of block 0's V in each layer; NULL for MLA */
+  int64_t num_blocks;     /* blocks per layer: valid engine block ids are [0, num_blocks) */
+  /* Element strides (of kv_dtype) between blocks, tokens of a block, heads of a token. All 0:
+   * NHD pages, each layer [num_blocks][block_tokens][kv_heads][head_dim] (vLLM flash layout).
+   * HND pages: token_stride = head_dim, head_stride = block_tokens * head_dim. */
+  int64_t block_stride, token_stride, head_stride;
+  uint32_t flags; /* KVT_GPU_HOST_MEMORY */
+} kvt_gpu_cache_desc;
+
+/* Registers an engine's paged KV cache for namespace ns; the pointer arrays are copied, the memory
+ * they point to must stay allocated until kvt_gpu_unregister. Unregister every cache before
+ * kvt_close. KVT_UNAVAILABLE: a device cache and no usable GPU (kvtier built without CUDA, or no
+ * device visible); the message says which. KVT_INVALID_ARGUMENT: NULL arguments, unknown ns,
+ * layers differing from the namespace, a NULL layer pointer, num_blocks <= 0, overlapping strides.
+ * Blocks briefly (copies the pointer arrays to the device). */
+KVT_API kvt_status_t kvt_gpu_register(kvt_store* s, uint64_t ns, const kvt_gpu_cache_desc* d,
+                                      kvt_gpu_cache** out);
+
+/* Waits for loads still running on their streams, then frees the registration. NULL: no-op. */
+KVT_API void kvt_gpu_unregister(kvt_gpu_cache* c);
+
+/* Saves engine blocks: block_ids[i] is gathered into a payload (gather kernel on `stream`, a
+ * cudaStream_t; NULL is the default stream) and stored under keys[i] as kvt_put would, with parent
+ * parents[i] (parents NULL: keys[i-1], and the namespace root for i = 0) and the block's tokens
+ * tokens[i * block_tokens ...] (tokens may be NULL). Every id is checked first
+ * (KVT_INVALID_ARGUMENT, nothing stored); the first put failure is returned (blocks before it are
+ * stored). Blocks: returns when the engine may overwrite the blocks. */
+KVT_API kvt_status_t kvt_gpu_save(kvt_gpu_cache* c, const int32_t* block_ids, const kvt_key* keys,
+                                  const kvt_key* parents, const int32_t* tokens, size_t n,
+                                  void* stream);
+
+/* Loads stored blocks into engine blocks: keys[i] into block_ids[i]. Enqueues on `stream`, layer
+ * by layer, the copies (blocks in the HBM tier: device to device from the pool; others: from the
+ * pinned host tier) and, after layer l, records layer_events[l] (a cudaEvent_t the caller created;
+ * layer_events or any entry may be NULL), so compute for layer l can wait for that layer alone.
+ * Returns once enqueued; the blocks stay pinned until the stream has run the copies. A block only
+ * on NVMe is read into the host tier first (blocks on I/O). KVT_NOT_FOUND: a key is not stored
+ * (nothing enqueued). With KVT_GPU_HOST_MEMORY the copies are done when it returns. */
+KVT_API kvt_status_t kvt_gpu_load(kvt_gpu_cache* c, const kvt_key* keys, const int32_t* block_ids,
+                                  size_t n, void* stream, void* const* layer_events);
 
 /* ---- observability -------------------------------------------------------------------------- */
 

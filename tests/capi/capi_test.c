@@ -260,7 +260,7 @@ int main(void) {
   EXPECT_REJECT(kvt_ticket_wait(NULL, 0), KVT_INVALID_ARGUMENT);
   EXPECT_REJECT(kvt_ticket_wait_layer(NULL, 0, 0), KVT_INVALID_ARGUMENT);
   EXPECT_REJECT(kvt_ticket_wait_layer(t, 2, 0), KVT_INVALID_ARGUMENT);
-  EXPECT_OK(kvt_ticket_wait_layer(t, 0, 0));
+  EXPECT_OK(kvt_ticket_wait_layer(t, 0, -1));
   EXPECT_OK(kvt_ticket_wait_layer(t, 1, -1));
   EXPECT_OK(kvt_ticket_wait(t, 1000));
   kvt_ticket_release(t);
@@ -268,7 +268,7 @@ int main(void) {
   {
     kvt_key missing = {123, 456};
     EXPECT_OK(kvt_prefetch(s, ns, &missing, 1, KVT_TIER_HOST, &t));
-    EXPECT_REJECT(kvt_ticket_wait(t, 0), KVT_NOT_FOUND);
+    EXPECT_REJECT(kvt_ticket_wait(t, -1), KVT_NOT_FOUND);
     kvt_ticket_release(t);
   }
 
@@ -296,16 +296,109 @@ int main(void) {
   EXPECT_OK(kvt_close(s));
   EXPECT_OK(kvt_close(NULL));
 
-  /* options that need tiers this build does not have yet */
+  /* the HBM tier (emulated in host memory without a GPU) and the kvt_gpu_* paths */
   o = kvt_options_create();
   kvt_options_set(o, "dir", dir);
   kvt_options_set(o, "host_bytes", "1MiB");
   kvt_options_set(o, "host_slab_bytes", "256KiB");
   kvt_options_set(o, "host_mlock", "false");
-  kvt_options_set(o, "hbm_bytes", "1GiB");
+  kvt_options_set(o, "hbm_bytes", "1MiB");
   s = NULL;
-  EXPECT_REJECT(kvt_open(o, &s), KVT_UNAVAILABLE);
+  EXPECT_OK(kvt_open(o, &s));
   kvt_options_destroy(o);
+  if (s != NULL) {
+    EXPECT_OK(kvt_namespace_open(s, &d, &ns)); /* 2 layers x {K,V} x 4 tokens x 2 heads x 64: 4 KiB */
+    int32_t toks[8] = {11, 12, 13, 14, 15, 16, 17, 18};
+    kvt_key hk[2];
+    size_t nk = 0;
+    EXPECT_OK(kvt_hash_tokens(s, ns, toks, 8, hk, 2, &nk));
+    /* An engine cache of 4 NHD blocks per layer and tensor, 1 KiB each. */
+    unsigned char* eng = calloc(4 * 4096, 1);
+    void* kl[2] = {eng, eng + 8192};
+    void* vl[2] = {eng + 4096, eng + 12288};
+    kvt_gpu_cache_desc gd;
+    memset(&gd, 0, sizeof gd);
+    gd.layers = 2;
+    gd.k_layers = kl;
+    gd.v_layers = vl;
+    gd.num_blocks = 4;
+    kvt_gpu_cache* gc = NULL;
+    kvt_status_t st = kvt_gpu_register(s, ns, &gd, &gc); /* device memory: needs a GPU */
+    if (st == KVT_UNAVAILABLE) {
+      EXPECT(gc == NULL);
+      EXPECT(strstr(kvt_last_error(), "KVT_GPU_HOST_MEMORY") != NULL);
+    } else {
+      EXPECT(st == KVT_OK); /* a GPU is visible: the registration itself works */
+    }
+    kvt_gpu_unregister(gc);
+    kvt_gpu_unregister(NULL);
+    gc = NULL;
+    gd.flags = KVT_GPU_HOST_MEMORY;
+    EXPECT_REJECT(kvt_gpu_register(NULL, ns, &gd, &gc), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_gpu_register(s, ns, NULL, &gc), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_gpu_register(s, 5, &gd, &gc), KVT_INVALID_ARGUMENT);
+    gd.layers = 3;
+    EXPECT_REJECT(kvt_gpu_register(s, ns, &gd, &gc), KVT_INVALID_ARGUMENT);
+    gd.layers = 2;
+    gd.flags = 0x80u;
+    EXPECT_REJECT(kvt_gpu_register(s, ns, &gd, &gc), KVT_INVALID_ARGUMENT);
+    gd.flags = KVT_GPU_HOST_MEMORY;
+    EXPECT(gc == NULL);
+    EXPECT_OK(kvt_gpu_register(s, ns, &gd, &gc));
+    fill(eng, 4 * 4096, 7);
+    int32_t src_ids[2] = {1, 2}, bad_ids[2] = {1, 4}, dst_ids[2] = {3, 0};
+    EXPECT_REJECT(kvt_gpu_save(gc, bad_ids, hk, NULL, toks, 2, NULL), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_gpu_save(gc, src_ids, hk, NULL, toks, 0, NULL), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_get(s, ns, hk[0], out, 4096), KVT_NOT_FOUND); /* nothing stored */
+    EXPECT_OK(kvt_gpu_save(gc, src_ids, hk, NULL, toks, 2, NULL));
+    {
+      /* The payload is layer-major: layer 0 K, layer 0 V, layer 1 K, layer 1 V of block 1. */
+      unsigned char* blk = malloc(4096);
+      EXPECT_OK(kvt_get(s, ns, hk[0], blk, 4096));
+      EXPECT(memcmp(blk, (unsigned char*)kl[0] + 1024, 1024) == 0);
+      EXPECT(memcmp(blk + 1024, (unsigned char*)vl[0] + 1024, 1024) == 0);
+      EXPECT(memcmp(blk + 2048, (unsigned char*)kl[1] + 1024, 1024) == 0);
+      EXPECT(memcmp(blk + 3072, (unsigned char*)vl[1] + 1024, 1024) == 0);
+      free(blk);
+    }
+    /* Into HBM layer by layer, then from the store into two other engine blocks. */
+    kvt_ticket* ht = NULL;
+    EXPECT_OK(kvt_prefetch(s, ns, hk, 2, KVT_TIER_HBM, &ht));
+    EXPECT_OK(kvt_ticket_wait_layer(ht, 0, -1));
+    EXPECT_OK(kvt_ticket_wait_layer(ht, 1, -1));
+    EXPECT_OK(kvt_ticket_wait(ht, -1));
+    {
+      void* ev = &ev;
+      EXPECT_REJECT(kvt_ticket_layer_event(NULL, 0, -1, &ev), KVT_INVALID_ARGUMENT);
+      EXPECT_REJECT(kvt_ticket_layer_event(ht, 0, -1, NULL), KVT_INVALID_ARGUMENT);
+      EXPECT_REJECT(kvt_ticket_layer_event(ht, 2, -1, &ev), KVT_INVALID_ARGUMENT);
+      EXPECT_OK(kvt_ticket_layer_event(ht, 1, -1, &ev));
+      EXPECT(ev == NULL); /* all layers resident: nothing left to wait for on a stream */
+    }
+    kvt_tier_t ht_tiers[2];
+    size_t ht_prefix = 0;
+    EXPECT_OK(kvt_lookup(s, ns, hk, 2, &ht_prefix, ht_tiers));
+    EXPECT(ht_prefix == 2 && ht_tiers[0] == KVT_TIER_HBM && ht_tiers[1] == KVT_TIER_HBM);
+    kvt_ticket_release(ht);
+    EXPECT_REJECT(kvt_gpu_load(NULL, hk, dst_ids, 2, NULL, NULL), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_gpu_load(gc, hk, bad_ids, 2, NULL, NULL), KVT_INVALID_ARGUMENT);
+    EXPECT_OK(kvt_gpu_load(gc, hk, dst_ids, 2, NULL, NULL));
+    for (int l = 0; l < 2; ++l) {
+      unsigned char* k = kl[l];
+      unsigned char* v = vl[l];
+      EXPECT(memcmp(k + 3 * 1024, k + 1 * 1024, 1024) == 0 && memcmp(v + 3 * 1024, v + 1024, 1024) == 0);
+      EXPECT(memcmp(k, k + 2 * 1024, 1024) == 0 && memcmp(v, v + 2 * 1024, 1024) == 0);
+    }
+    kvt_key nowhere = {9, 9};
+    EXPECT_REJECT(kvt_gpu_load(gc, &nowhere, dst_ids, 1, NULL, NULL), KVT_NOT_FOUND);
+    kvt_gpu_unregister(gc);
+    json = NULL;
+    EXPECT_OK(kvt_stats_json(s, &json));
+    EXPECT(json != NULL && strstr(json, "\"hbm\"") != NULL && strstr(json, "\"prefetch\"") != NULL);
+    kvt_free(json);
+    EXPECT_OK(kvt_close(s));
+    free(eng);
+  }
 
   free(buf);
   free(out);

@@ -142,7 +142,7 @@ TEST_F(StoreTest, PrefetchToHostPinsAndCompletes) {
   auto keys = PutPrompt(ns_, Tokens(16 * 3, 1));
   auto t = store_->Prefetch(ns_, keys, Tier::kHost);
   ASSERT_TRUE(t.ok());
-  for (uint32_t l = 0; l < 2; ++l) EXPECT_TRUE((*t)->WaitLayer(l, 0).ok());
+  for (uint32_t l = 0; l < 2; ++l) EXPECT_TRUE((*t)->WaitLayer(l, -1).ok());
   EXPECT_EQ((*t)->WaitLayer(2, 0).code(), Code::kInvalidArgument);
   EXPECT_TRUE((*t)->Wait(-1).ok());
   // While the ticket lives its blocks survive any pressure.
@@ -154,7 +154,7 @@ TEST_F(StoreTest, PrefetchToHostPinsAndCompletes) {
   std::vector<Hash128> missing = {Hash128{1, 2}};
   auto t2 = store_->Prefetch(ns_, missing, Tier::kHost);
   ASSERT_TRUE(t2.ok());
-  EXPECT_TRUE((*t2)->Wait(0).IsNotFound());
+  EXPECT_TRUE((*t2)->Wait(-1).IsNotFound());
   EXPECT_EQ(store_->Prefetch(ns_, keys, Tier::kHbm).status().code(), Code::kUnavailable);
 }
 

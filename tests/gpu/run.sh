@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# GPU check for the kernels layer, for a machine with an NVIDIA GPU:
-#   configure + build with CUDA (arch of the visible GPU), run the CPU kernel tests, run the GPU
-#   tests (CUDA kernels vs CPU references), then print the GPU benchmark figures.
+# GPU check for a machine with an NVIDIA GPU:
+#   configure + build with CUDA (arch of the visible GPU), run the CPU kernel tests, the GPU kernel
+#   tests (CUDA kernels vs CPU references), the HBM tier / prefetch / C API tests (now on the GPU),
+#   then print: the kernel benchmark (block H2D/D2H vs plain cudaMemcpyAsync, gather/scatter,
+#   paged attention GB/s vs the device's bandwidth), the store-path block transfers (prefetch
+#   H2D, HBM reads D2H) vs a plain copy of the same bytes from pinned memory, and the decode
+#   harness's overlap figures.
 # Usage: tests/gpu/run.sh [--quick]      (--quick: smaller benchmark)
 # Env: KVT_GPU_BUILD_DIR (default <repo>/build-gpu), CUDA_ARCH (default: from nvidia-smi, else 90),
 #      JOBS (default: nproc).
@@ -30,7 +34,8 @@ echo "== configure ($BUILD, CUDA arch $ARCH)"
 cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DKVT_WITH_CUDA=ON \
   -DKVT_BUILD_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES="$ARCH" >/dev/null
 echo "== build"
-cmake --build "$BUILD" -j "$JOBS" --target kvt_kernels_tests kvt_gpu_tests kvt_gpu_bench
+cmake --build "$BUILD" -j "$JOBS" --target kvt_kernels_tests kvt_gpu_tests kvt_gpu_bench \
+  hbm_tests capi_test kvtier-decode kvtier-hbm-bench
 
 echo "== CPU kernel tests"
 "$BUILD/tests/kernels/kvt_kernels_tests" --gtest_brief=1
@@ -41,5 +46,15 @@ if grep -q "SKIPPED \]" "$LOG"; then
   echo "run.sh: GPU tests were skipped although nvidia-smi sees a GPU" >&2
   exit 1
 fi
+echo "== HBM tier, prefetch pipeline and C API tests (HBM tier on the GPU)"
+HBM_LOG="$BUILD/hbm_tests.log"
+"$BUILD/tests/hbm/hbm_tests" --gtest_brief=1 2>&1 | tee "$HBM_LOG"
+"$BUILD/tests/capi/capi_test" | tail -1
 echo "== GPU benchmark"
 "$BUILD/tests/gpu/kvt_gpu_bench" "$@"
+echo "== store-path block transfers vs plain cudaMemcpyAsync from pinned memory"
+"$BUILD/tools/kvtier-hbm-bench" --blocks "$([[ "${1:-}" == --quick ]] && echo 64 || echo 256)"
+echo "== decode harness: layer-wise prefetch overlapped with paged attention"
+"$BUILD/tools/kvtier-decode" --preset default --nvme-fraction 0
+"$BUILD/tools/kvtier-decode" --preset llama8b --nvme-fraction 0
+"$BUILD/tools/kvtier-decode" --preset llama8b --nvme-fraction 0.5

@@ -8,6 +8,7 @@
  * The directory starts afresh every 25 cycles so that the NVMe budget is never the reason for a
  * miss. Usage: store_crash_test [--cycles N] [--seed S]. Prints "N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE  // usleep
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
