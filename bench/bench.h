@@ -45,6 +45,7 @@ struct Config {
   std::string trace_path;        // conversation trace for the mixed run ("" skips it)
   uint64_t trace_requests = 0;   // requests of the trace replayed
   bool keep = false;             // keep the run directory (for inspection)
+  std::vector<std::string> only; // run only paths containing one of these (and what they compare with)
 };
 
 // What one timed run of a test did.
@@ -92,6 +93,9 @@ struct Row {
 // reverse order, so drift of a shared disk hits every path alike. Fails on the first error,
 // naming the test.
 StatusOr<std::vector<Row>> RunInterleaved(std::vector<Test>& tests, int rounds);
+// Keeps the tests whose path contains one of `only` (all when empty), with their limits and
+// baselines.
+void FilterTests(const std::vector<std::string>& only, std::vector<Test>* tests);
 
 // --- the test sets (each builds its fixtures; files go under `dir`) ---
 class Fixture {

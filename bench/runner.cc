@@ -4,6 +4,8 @@
 // of a block size runs once per round, all in one sequence, and a path is compared with its limit
 // and baselines round by round: the ratio of two figures taken seconds apart is far steadier than
 // either figure. The report gives the median of those per-round ratios beside the raw medians.
+#include <set>
+
 #include "bench/bench.h"
 
 namespace kvt::bench {
@@ -56,6 +58,24 @@ StatusOr<std::vector<Row>> RunInterleaved(std::vector<Test>& tests, int rounds) 
     rows.push_back(std::move(row));
   }
   return rows;
+}
+
+void FilterTests(const std::vector<std::string>& only, std::vector<Test>* tests) {
+  if (only.empty()) return;
+  std::set<std::string> keep;
+  for (const Test& t : *tests) {
+    for (const std::string& o : only) {
+      if (t.path.find(o) == std::string::npos) continue;
+      keep.insert(t.path);
+      if (!t.limit.empty()) keep.insert(t.limit);
+      keep.insert(t.baselines.begin(), t.baselines.end());
+    }
+  }
+  std::vector<Test> kept;
+  for (Test& t : *tests) {
+    if (keep.count(t.path) > 0) kept.push_back(std::move(t));
+  }
+  *tests = std::move(kept);
 }
 
 }  // namespace kvt::bench
