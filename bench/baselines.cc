@@ -4,7 +4,8 @@
 // KV tier write each block to its own file (open, write, close) and read it back (open, read,
 // close), buffered, through the page cache. Writes are timed until close() returns (what the
 // caller waits for; the dirty pages are synced afterwards, untimed, so they do not slow the next
-// test). The durable variant adds fsync before close. Before every read round the files' pages
+// test). The durable variant adds fsync before close and an fsync of the directory after it (a
+// new file's name is not durable before that). Before every read round the files' pages
 // are dropped with posix_fadvise(DONTNEED) (dropping all caches needs root and is global), so
 // reads come from the device.
 //
@@ -44,7 +45,16 @@ Status WriteFile(const std::string& path, const uint8_t* data, uint64_t n, bool 
     done += static_cast<uint64_t>(w);
   }
   if (durable && ::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path);
-  return Status::Ok();  // close by UniqueFd
+  return Status::Ok();  // closed by UniqueFd
+}
+
+// A new file is durable only once its directory entry is: fsync of the directory as well (the
+// POSIX recipe; without it a crash can lose a file whose own fsync returned).
+Status FsyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + dir);
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + dir);
+  return Status::Ok();
 }
 
 Status ReadFile(const std::string& path, uint8_t* dst, uint64_t n) {
@@ -176,7 +186,8 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
   auto file_write = [f, &src, block, threads](uint64_t n, bool durable) -> StatusOr<Sample> {
     const double t0 = NowSeconds();
     KVT_RETURN_IF_ERROR(ParallelFor(threads, n, [&](int, uint64_t i) {
-      return WriteFile(BlockFile(f->files_w, i), src.Block(i, block), block, durable);
+      KVT_RETURN_IF_ERROR(WriteFile(BlockFile(f->files_w, i), src.Block(i, block), block, durable));
+      return durable ? FsyncDir(f->files_w) : Status::Ok();
     }));
     Sample s = Done(t0, n, block);
     KVT_RETURN_IF_ERROR(SyncDir(f->files_w));  // untimed: keep write-back out of the next test
@@ -189,7 +200,8 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
   };
   add("file_per_block_write", "open, write, close per block (buffered), `threads` writers",
       clear_files, [file_write, nblocks] { return file_write(nblocks, false); });
-  add("file_per_block_write_durable", "open, write, fsync, close per block, `threads` writers",
+  add("file_per_block_write_durable",
+      "open, write, fsync, close, fsync of the directory per block, `threads` writers",
       clear_files, [file_write, durable_blocks] { return file_write(durable_blocks, true); });
   add("file_per_block_read", "open, read, close per block (buffered, pages dropped first)",
       [f, nblocks] {
