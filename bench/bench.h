@@ -41,6 +41,7 @@ struct Config {
   int threads = 0;               // blocks in flight: engine callers, raw queue depth, baselines
   uint64_t bytes_per_test = 0;   // bytes each disk test moves per round (per block size)
   uint64_t mem_bytes_per_test = 0;  // bytes each memory test moves per round
+  uint64_t segment_bytes = 0;    // NVMe segment size of the bench's tiers and stores
   std::string json_path;         // "" none, "-" stdout
   std::string trace_path;        // conversation trace for the mixed run ("" skips it)
   uint64_t trace_requests = 0;   // requests of the trace replayed
@@ -127,9 +128,10 @@ Status AddLookupTests(const Config& c, const std::string& dir, TestSet* set);
 // The mixed run: a trace replayed through Store with real bytes.
 Status AddTraceTests(const Config& c, const Source& src, const std::string& dir, TestSet* set);
 
-// A store for bench paths: mlock off, 64 MiB segments. nvme_bytes 0: host tier only.
+// A store for bench paths: mlock off. nvme_bytes 0: host tier only.
 StatusOr<std::unique_ptr<Store>> OpenBenchStore(const std::string& dir, uint64_t host_bytes,
                                                 uint64_t slab, uint64_t nvme_bytes,
+                                                uint64_t segment_bytes,
                                                 const std::string& write_policy);
 
 // --- output ---

@@ -20,14 +20,12 @@
 namespace kvt::bench {
 namespace {
 
-constexpr uint64_t kSegmentBytes = 64ull << 20;
-
 // An NVMe budget that holds `bytes` of blocks with headers, plus the two spare segments the log
 // needs to rotate.
-uint64_t NvmeBudget(uint64_t bytes, uint64_t block) {
-  const uint64_t per_seg = (kSegmentBytes - 4096) / (block + 4096);
+uint64_t NvmeBudget(uint64_t bytes, uint64_t block, uint64_t seg) {
+  const uint64_t per_seg = (seg - 4096) / (block + 4096);
   const uint64_t blocks = (bytes + block - 1) / block;
-  return ((blocks + per_seg - 1) / per_seg + 2) * kSegmentBytes;
+  return ((blocks + per_seg - 1) / per_seg + 2) * seg;
 }
 
 BlockMeta Meta(uint64_t i, uint64_t tag, uint64_t block) {
@@ -76,6 +74,7 @@ Sample Done(double t0, uint64_t n, uint64_t block) {
 
 StatusOr<std::unique_ptr<Store>> OpenBenchStore(const std::string& dir, uint64_t host_bytes,
                                                 uint64_t slab, uint64_t nvme_bytes,
+                                                uint64_t segment_bytes,
                                                 const std::string& write_policy) {
   Options o;
   o.dir = dir;
@@ -83,7 +82,7 @@ StatusOr<std::unique_ptr<Store>> OpenBenchStore(const std::string& dir, uint64_t
   o.host_slab_bytes = slab;
   o.host_mlock = false;  // same bandwidth; keeps the run free of memlock warnings
   o.nvme_bytes = nvme_bytes;
-  o.nvme_segment_bytes = kSegmentBytes;
+  o.nvme_segment_bytes = segment_bytes;
   o.write_policy = write_policy;
   return Store::Open(o);
 }
@@ -120,8 +119,9 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
 
   // --- NVMe tier: one for writes (rounds cycle through its log), one filled for reads ---
   NvmeOptions no;
-  no.segment_bytes = kSegmentBytes;
-  no.budget_bytes = NvmeBudget(nblocks * block, block);
+  const uint64_t seg = c.segment_bytes;
+  no.segment_bytes = seg;
+  no.budget_bytes = NvmeBudget(nblocks * block, block, seg);
   no.dir = dir + "/nvme-w";
   KVT_ASSIGN_OR_RETURN(f->nvme_w, NvmeTier::Open(no));
   // Steady state: a cache runs for days, so its log has wrapped and every segment is a file the
@@ -149,7 +149,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   const uint64_t store_slab = std::max<uint64_t>(1ull << 20, block);
   const uint64_t store_host = std::max(round_up(nblocks * block / 8, store_slab), 2 * store_slab);
   KVT_ASSIGN_OR_RETURN(f->store_r, OpenBenchStore(dir + "/store-r", store_host, store_slab,
-                                                  NvmeBudget(nblocks * block, block),
+                                                  NvmeBudget(nblocks * block, block, seg), seg,
                                                   "write_back"));
   KVT_ASSIGN_OR_RETURN(f->ns_r, f->store_r->OpenNamespace(BenchNamespace(block)));
   for (uint64_t i = 0; i < nblocks; ++i) {
@@ -158,11 +158,11 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   }
   KVT_RETURN_IF_ERROR(f->store_r->Flush());  // the rest goes down too: every block is on NVMe
   KVT_ASSIGN_OR_RETURN(f->store_wt, OpenBenchStore(dir + "/store-wt", store_host, store_slab,
-                                                   NvmeBudget(nblocks * block, block),
+                                                   NvmeBudget(nblocks * block, block, seg), seg,
                                                    "write_through"));
   KVT_ASSIGN_OR_RETURN(f->ns_wt, f->store_wt->OpenNamespace(BenchNamespace(block)));
   {
-    const uint64_t fill = NvmeBudget(nblocks * block, block) / (block + 4096);
+    const uint64_t fill = NvmeBudget(nblocks * block, block, seg) / (block + 4096);
     KVT_RETURN_IF_ERROR(ParallelFor(threads, fill, [&](int, uint64_t i) {
       return f->store_wt->Put(f->ns_wt, Hash128{i + 1, ~0ull}, Hash128{}, nullptr,
                               src.Block(i, block), block);

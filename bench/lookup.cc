@@ -47,12 +47,14 @@ Status AddLookupTests(const Config& c, const std::string& dir, TestSet* set) {
   for (uint64_t i = 0; i < chain; ++i) f->tokens[i] = static_cast<int32_t>(i * 7919 % 151000);
   KVT_ASSIGN_OR_RETURN(AlignedBuffer data, AlignedBuffer::Allocate(kBlock, false));
 
-  KVT_ASSIGN_OR_RETURN(f->host_store, OpenBenchStore(dir + "/lookup-host", 64ull << 20, 4ull << 20, 0, "write_back"));
+  KVT_ASSIGN_OR_RETURN(f->host_store, OpenBenchStore(dir + "/lookup-host", 64ull << 20, 4ull << 20, 0,
+                                                    c.segment_bytes, "write_back"));
   KVT_ASSIGN_OR_RETURN(f->ns_host, f->host_store->OpenNamespace(d));
   KVT_RETURN_IF_ERROR(FillChain(f->host_store.get(), f->ns_host, f->tokens, &f->keys_host, data.data()));
   // A host tier of one 1 MiB slab: all but the last 256 blocks of the chain are demoted to NVMe.
   KVT_ASSIGN_OR_RETURN(f->nvme_store, OpenBenchStore(dir + "/lookup-nvme", 1ull << 20, 1ull << 20,
-                                                     256ull << 20, "write_back"));
+                                                     256ull << 20, c.segment_bytes,
+                                                     "write_back"));
   KVT_ASSIGN_OR_RETURN(f->ns_nvme, f->nvme_store->OpenNamespace(d));
   KVT_RETURN_IF_ERROR(FillChain(f->nvme_store.get(), f->ns_nvme, f->tokens, &f->keys_nvme, data.data()));
 

@@ -38,7 +38,7 @@ constexpr const char* kUsage = R"(usage: kvtier-bench [flags]
   --bytes SIZE        bytes each disk test moves per round (default 256MiB; quick 32MiB)
   --trace FILE|none   conversation trace for the mixed run
                       (default data/traces/conversation_trace.jsonl of the source tree)
-  --trace-requests N  requests of the trace replayed (default 1000; quick 100)
+  --trace-requests N  requests of the trace replayed (default 1000; quick 50)
   --json FILE|-       also write the results as JSON to FILE, or to stdout with '-' (the table
                       then goes to stderr)
   --only LIST         run only the paths containing one of these words (comma-separated), with
@@ -130,7 +130,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
   KVT_ASSIGN_OR_RETURN(uint64_t r, count("--rounds", rounds, quick ? 3 : 5, 1, 1000));
   KVT_ASSIGN_OR_RETURN(uint64_t t, count("--threads", threads, 4, 1, 256));
   KVT_ASSIGN_OR_RETURN(c.trace_requests,
-                       count("--trace-requests", trace_requests, quick ? 100 : 1000, 1, 1u << 30));
+                       count("--trace-requests", trace_requests, quick ? 50 : 1000, 1, 1u << 30));
   c.rounds = static_cast<int>(r);
   c.threads = static_cast<int>(t);
   c.bytes_per_test = quick ? (32ull << 20) : (256ull << 20);
@@ -141,6 +141,9 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
     c.bytes_per_test = *b;
   }
   c.mem_bytes_per_test = c.bytes_per_test;
+  // Quick runs use small segments: the NVMe fixtures fill their whole budget once (steady state),
+  // and a budget is at least a few segments.
+  c.segment_bytes = quick ? (16ull << 20) : (64ull << 20);
   for (uint64_t s : c.sizes) {
     if (s > c.bytes_per_test) {
       return Status::InvalidArgument("--sizes: " + HumanSize(s) + " exceeds --bytes " +

@@ -20,7 +20,7 @@ class TraceFixture final : public Fixture {
   std::string store_dir;
   std::unique_ptr<Store> store;
   uint64_t ns = 0;
-  uint64_t host_bytes = 0, nvme_bytes = 0;
+  uint64_t host_bytes = 0, nvme_bytes = 0, segment_bytes = 0;
   AlignedBuffer dst;
 };
 
@@ -62,6 +62,7 @@ Status AddTraceTests(const Config& c, const Source& src, const std::string& dir,
   // Small tiers on purpose, so the run moves blocks between host and NVMe.
   f->host_bytes = c.quick ? (32ull << 20) : (128ull << 20);
   f->nvme_bytes = c.quick ? (256ull << 20) : (1ull << 30);
+  f->segment_bytes = c.segment_bytes;
 
   Test t;
   t.path = "trace_replay";
@@ -74,7 +75,7 @@ Status AddTraceTests(const Config& c, const Source& src, const std::string& dir,
     f->store.reset();
     KVT_RETURN_IF_ERROR(RemoveTree(f->store_dir));
     KVT_ASSIGN_OR_RETURN(f->store, OpenBenchStore(f->store_dir, f->host_bytes, 16ull << 20,
-                                                  f->nvme_bytes, "write_back"));
+                                                  f->nvme_bytes, f->segment_bytes, "write_back"));
     NamespaceDesc d;
     d.model = "kvtier-bench-trace";
     d.kv_dtype = "fp16";
