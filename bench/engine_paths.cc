@@ -2,6 +2,7 @@
 //   host_put / host_get       HostTier (slab pool, LRU index, XXH3 checksum on put)
 //   nvme_write                NvmeTier::Write from `threads` callers (what demotion and
 //                             write-through call), not durable until Flush
+//   nvme_write_batch          NvmeTier::WriteBatch of `threads` blocks from one thread
 //   nvme_write_durable        NvmeTier::Write + Flush per block (fdatasync + index WAL sync)
 //   nvme_read                 NvmeTier::Read of random blocks from `threads` callers, verified
 //   store_get_promote         Store::Get of blocks on NVMe only: read, verify, copy to the caller,
@@ -212,6 +213,21 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
           return f->nvme_w->Write(Meta(i, tag, block), src.Block(i, block));
         }));
+        return Done(t0, nblocks, block);
+      });
+  add("nvme_write_batch", "raw_seq_write", write_bl,
+      "NvmeTier::WriteBatch of `threads` blocks from one thread: the raw loop's blocks in flight",
+      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        std::vector<NvmeWriteItem> items;
+        const double t0 = NowSeconds();
+        for (uint64_t i = 0; i < nblocks;) {
+          items.clear();
+          for (int k = 0; k < threads && i < nblocks; ++k, ++i) {
+            items.push_back(NvmeWriteItem{Meta(i, tag, block), src.Block(i, block)});
+          }
+          KVT_RETURN_IF_ERROR(f->nvme_w->WriteBatch(items));
+        }
         return Done(t0, nblocks, block);
       });
   add("nvme_write_durable", "raw_durable_write", durable_bl,
