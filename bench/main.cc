@@ -1,4 +1,4 @@
-// kvtier-bench: see bench.h for what it measures and README.md ("Benchmarks") for how to read it.
+// kvtier-bench: see bench.h for what it measures; the notes it prints say how to read the table.
 //
 //   kvtier-bench [--quick] [--dir DIR] [--sizes 64K,256K,...] [--rounds N] [--threads N]
 //                [--bytes SIZE] [--trace FILE|none] [--trace-requests N] [--json FILE|-]
