@@ -42,7 +42,9 @@ struct NvmeTier::Segment {
   UniqueFd fd;                          // set once when the file is opened or created
   std::atomic<int> fd_raw{-1};          // fd.get(), readable without alloc_mu_
   std::atomic<uint64_t> generation{0};  // 0: no valid header (never written, or torn)
-  std::atomic<bool> dirty{false};       // written since the last Flush
+  // Writes completed in this file, and how many of them a finished fdatasync covers (Flush).
+  std::atomic<uint64_t> writes_done{0};
+  std::atomic<uint64_t> writes_synced{0};
   // GUARDED_BY(alloc_mu_):
   NvmeSegmentInfo::State state = NvmeSegmentInfo::State::kAbsent;
   uint64_t write_offset = 0;
@@ -64,6 +66,7 @@ struct NvmeTier::Counters {
   std::atomic<uint64_t> reinsertions{0}, removes{0}, namespaces_dropped{0}, unaligned_copies{0};
   std::atomic<uint64_t> register_fallbacks{0}, compress_in{0}, compress_out{0};
   std::atomic<uint64_t> segments_created{0};
+  std::atomic<uint64_t> flushes{0}, flush_syncs{0};
 };
 
 inline void Bump(std::atomic<uint64_t>& c, uint64_t v = 1) {

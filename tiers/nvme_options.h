@@ -59,6 +59,8 @@ struct NvmeStats {
   uint64_t removes = 0;
   uint64_t namespaces_dropped = 0;
   uint64_t unaligned_copies = 0;  // payloads bounced through an aligned buffer
+  uint64_t flushes = 0;       // Flush() calls
+  uint64_t flush_syncs = 0;   // segment fdatasyncs they ran (segments already covered are skipped)
   uint64_t entries = 0;
   uint64_t segments_total = 0;    // in the budget
   uint64_t segments_created = 0;  // files that exist

@@ -231,7 +231,7 @@ Status NvmeTier::ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std
   }
   Status ignored = ctx.io->Execute(reqs);
   (void)ignored;
-  s.dirty.store(true);
+  s.writes_done.fetch_add(1);
   for (size_t i = 0; i < moved.size(); ++i) {
     Bump(c_->bytes_written, reqs[i].bytes_done);
     if (!reqs[i].result.ok()) continue;  // the old entry is stale now: a miss, swept lazily

@@ -113,7 +113,8 @@ class NvmeTier {
   // Removes every block of the namespace (RocksDB DeleteRange plus the in-memory index).
   Status DropNamespace(uint64_t ns);
   // Makes every write acknowledged so far durable: fdatasync of the segments written since the
-  // last Flush, then the index WAL.
+  // last Flush, then the index WAL. Concurrent calls sync concurrently; a segment whose writes a
+  // finished sync already covers is skipped.
   Status Flush();
 
   // The host pool's slabs, registered with each I/O context's ring for READ/WRITE_FIXED. When

@@ -1,0 +1,291 @@
+// The engine's data paths, each through the real classes with the options a deployment uses:
+//   host_put / host_get       HostTier (slab pool, LRU index, XXH3 checksum on put)
+//   nvme_write                NvmeTier::Write from `threads` callers (what demotion and
+//                             write-through call), not durable until Flush
+//   nvme_write_batch          NvmeTier::WriteBatch of `threads` blocks from one thread
+//   nvme_write_durable        NvmeTier::Write + Flush per block (fdatasync + index WAL sync)
+//   nvme_read                 NvmeTier::Read of random blocks from `threads` callers, verified
+//   store_get_promote         Store::Get of blocks on NVMe only: read, verify, copy to the caller,
+//                             promote into the host tier (what a cache hit on NVMe costs)
+//   store_put_write_through   Store::Put with write_policy = write_through: host copy + NVMe write
+#include <cstring>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/bench.h"
+#include "src/store.h"
+#include "tiers/host_tier.h"
+#include "tiers/nvme_tier.h"
+
+namespace kvt::bench {
+namespace {
+
+// An NVMe budget that holds `bytes` of blocks with headers, plus the two spare segments the log
+// needs to rotate.
+uint64_t NvmeBudget(uint64_t bytes, uint64_t block, uint64_t seg) {
+  const uint64_t per_seg = (seg - 4096) / (block + 4096);
+  const uint64_t blocks = (bytes + block - 1) / block;
+  return ((blocks + per_seg - 1) / per_seg + 2) * seg;
+}
+
+BlockMeta Meta(uint64_t i, uint64_t tag, uint64_t block) {
+  BlockMeta m;
+  m.ns = 1;
+  m.key = Hash128{i + 1, tag};
+  m.payload_bytes = static_cast<uint32_t>(block);
+  return m;
+}
+
+// A namespace whose blocks are exactly `block` bytes: fp16, one token, one head of 1024 values,
+// K and V: 4 KiB per layer.
+NamespaceDesc BenchNamespace(uint64_t block) {
+  NamespaceDesc d;
+  d.model = "kvtier-bench";
+  d.kv_dtype = "fp16";
+  d.layers = static_cast<uint32_t>(block / 4096);
+  d.kv_heads = 1;
+  d.head_dim = 1024;
+  d.block_tokens = 1;
+  return d;
+}
+
+class EngineFixture final : public Fixture {
+ public:
+  std::unique_ptr<HostTier> host_put, host_get;
+  AlignedBuffer host_dst;
+  std::unique_ptr<NvmeTier> nvme_w, nvme_r;
+  std::vector<AlignedBuffer> thread_bufs;  // one block per caller thread
+  std::unique_ptr<Store> store_r, store_wt;
+  uint64_t ns_r = 0, ns_wt = 0;
+  std::vector<uint64_t> order;  // random read order
+  uint64_t round = 0;           // fresh keys per write round
+  uint64_t promotions_seen = 0;
+};
+
+Sample Done(double t0, uint64_t n, uint64_t block) {
+  Sample s;
+  s.seconds = NowSeconds() - t0;
+  s.bytes = n * block;
+  s.ops = n;
+  return s;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> OpenBenchStore(const std::string& dir, uint64_t host_bytes,
+                                                uint64_t slab, uint64_t nvme_bytes,
+                                                uint64_t segment_bytes,
+                                                const std::string& write_policy) {
+  Options o;
+  o.dir = dir;
+  o.host_bytes = host_bytes;
+  o.host_slab_bytes = slab;
+  o.host_mlock = false;  // same bandwidth; keeps the run free of memlock warnings
+  o.nvme_bytes = nvme_bytes;
+  o.nvme_segment_bytes = segment_bytes;
+  o.write_policy = write_policy;
+  return Store::Open(o);
+}
+
+Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const std::string& dir,
+                      TestSet* set) {
+  auto fx = std::make_unique<EngineFixture>();
+  EngineFixture* f = fx.get();
+  const uint64_t nblocks = std::max<uint64_t>(c.bytes_per_test / block, 1);
+  const uint64_t durable_blocks = std::max<uint64_t>(nblocks / 4, 1);
+  const uint64_t mem_blocks = std::max<uint64_t>(c.mem_bytes_per_test / block, 1);
+  const int threads = c.threads;
+  const uint64_t slab = std::max<uint64_t>(16ull << 20, block);
+  auto round_up = [](uint64_t v, uint64_t a) { return (v + a - 1) / a * a; };
+
+  // --- host tier ---
+  HostTierOptions ho;
+  ho.try_lock = false;
+  ho.slab_bytes = slab;
+  // Put: half the blocks fit, so puts run in the steady state where each one evicts.
+  ho.budget_bytes = std::max(slab, round_up(mem_blocks * block / 2, slab));
+  KVT_ASSIGN_OR_RETURN(f->host_put, HostTier::Create(ho));
+  ho.budget_bytes = round_up(mem_blocks * block, slab) + slab;
+  KVT_ASSIGN_OR_RETURN(f->host_get, HostTier::Create(ho));
+  for (uint64_t i = 0; i < mem_blocks; ++i) {
+    KVT_RETURN_IF_ERROR(f->host_get->Put(Meta(i, 0, block), src.Block(i, block), false));
+  }
+  KVT_ASSIGN_OR_RETURN(f->host_dst, AlignedBuffer::Allocate(mem_blocks * block, false));
+  // Fault every page in now, so no round pays first-touch page faults the others do not.
+  std::memset(f->host_dst.data(), 0, f->host_dst.size());
+  for (uint64_t i = 0; i < mem_blocks; ++i) {
+    KVT_RETURN_IF_ERROR(f->host_put->Put(Meta(i, 0, block), src.Block(i, block), false));
+  }
+
+  // --- NVMe tier: one for writes (rounds cycle through its log), one filled for reads ---
+  NvmeOptions no;
+  const uint64_t seg = c.segment_bytes;
+  no.segment_bytes = seg;
+  no.budget_bytes = NvmeBudget(nblocks * block, block, seg);
+  no.dir = dir + "/nvme-w";
+  KVT_ASSIGN_OR_RETURN(f->nvme_w, NvmeTier::Open(no));
+  // Steady state: a cache runs for days, so its log has wrapped and every segment is a file the
+  // tier wrote before. Fill the budget once (untimed) so rounds reclaim and overwrite segments
+  // instead of converting freshly fallocated (unwritten) extents, which costs ext4 far more.
+  {
+    const uint64_t fill = no.budget_bytes / (block + 4096);
+    KVT_RETURN_IF_ERROR(ParallelFor(threads, fill, [&](int, uint64_t i) {
+      return f->nvme_w->Write(Meta(i, ~0ull, block), src.Block(i, block));
+    }));
+  }
+  no.dir = dir + "/nvme-r";
+  KVT_ASSIGN_OR_RETURN(f->nvme_r, NvmeTier::Open(no));
+  KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
+    return f->nvme_r->Write(Meta(i, 0, block), src.Block(i, block));
+  }));
+  KVT_RETURN_IF_ERROR(f->nvme_r->Flush());
+  for (int t = 0; t < threads; ++t) {
+    KVT_ASSIGN_OR_RETURN(AlignedBuffer b, AlignedBuffer::Allocate(block, false));
+    f->thread_bufs.push_back(std::move(b));
+  }
+  f->order = Permutation(nblocks, block + 1);
+
+  // --- Store: every block on NVMe, a host tier an eighth of that (gets mostly promote) ---
+  const uint64_t store_slab = std::max<uint64_t>(1ull << 20, block);
+  // At least a slot per caller thread beyond what is pinned: with write-through every caller
+  // pins its own block during the NVMe write, and puts still copying are in no index, so a host
+  // tier smaller than that answers Busy.
+  const uint64_t store_host =
+      std::max(round_up(nblocks * block / 8, store_slab),
+               round_up((2 * static_cast<uint64_t>(threads) + 2) * block, store_slab));
+  KVT_ASSIGN_OR_RETURN(f->store_r, OpenBenchStore(dir + "/store-r", store_host, store_slab,
+                                                  NvmeBudget(nblocks * block, block, seg), seg,
+                                                  "write_back"));
+  KVT_ASSIGN_OR_RETURN(f->ns_r, f->store_r->OpenNamespace(BenchNamespace(block)));
+  for (uint64_t i = 0; i < nblocks; ++i) {
+    KVT_RETURN_IF_ERROR(f->store_r->Put(f->ns_r, Hash128{i + 1, 7}, Hash128{}, nullptr,
+                                        src.Block(i, block), block));
+  }
+  KVT_RETURN_IF_ERROR(f->store_r->Flush());  // the rest goes down too: every block is on NVMe
+  KVT_ASSIGN_OR_RETURN(f->store_wt, OpenBenchStore(dir + "/store-wt", store_host, store_slab,
+                                                   NvmeBudget(nblocks * block, block, seg), seg,
+                                                   "write_through"));
+  KVT_ASSIGN_OR_RETURN(f->ns_wt, f->store_wt->OpenNamespace(BenchNamespace(block)));
+  {
+    const uint64_t fill = NvmeBudget(nblocks * block, block, seg) / (block + 4096);
+    KVT_RETURN_IF_ERROR(ParallelFor(threads, fill, [&](int, uint64_t i) {
+      return f->store_wt->Put(f->ns_wt, Hash128{i + 1, ~0ull}, Hash128{}, nullptr,
+                              src.Block(i, block), block);
+    }));
+  }
+
+  auto add = [&](std::string name, std::string limit, std::vector<std::string> baselines,
+                 std::string note, std::function<StatusOr<Sample>()> run) {
+    Test t;
+    t.path = std::move(name);
+    t.kind = Kind::kEngine;
+    t.block_bytes = block;
+    t.limit = std::move(limit);
+    t.baselines = std::move(baselines);
+    t.note = std::move(note);
+    t.run = std::move(run);
+    set->tests.push_back(std::move(t));
+  };
+  const std::vector<std::string> write_bl = {"file_per_block_write", "rocksdb_blob_write"};
+  const std::vector<std::string> durable_bl = {"file_per_block_write_durable",
+                                               "rocksdb_blob_write_durable"};
+  const std::vector<std::string> read_bl = {"file_per_block_read", "rocksdb_blob_read"};
+
+  add("host_put", "memcpy", {}, "HostTier::Put: checksum + copy into a slot, evicting (one thread)",
+      [f, &src, block, mem_blocks]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        const double t0 = NowSeconds();
+        for (uint64_t i = 0; i < mem_blocks; ++i) {
+          KVT_RETURN_IF_ERROR(f->host_put->Put(Meta(i, tag, block), src.Block(i, block), false));
+        }
+        return Done(t0, mem_blocks, block);
+      });
+  add("host_get", "memcpy", {}, "HostTier::Read: copy out of a slot under a pin (one thread)",
+      [f, block, mem_blocks]() -> StatusOr<Sample> {
+        const double t0 = NowSeconds();
+        for (uint64_t i = 0; i < mem_blocks; ++i) {
+          KVT_RETURN_IF_ERROR(f->host_get->Read(1, Hash128{i + 1, 0},
+                                                f->host_dst.data() + i * block, block, nullptr));
+        }
+        return Done(t0, mem_blocks, block);
+      });
+  add("nvme_write", "raw_seq_write", write_bl,
+      "NvmeTier::Write from `threads` callers: header + payload O_DIRECT, then indexed",
+      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        const double t0 = NowSeconds();
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
+          return f->nvme_w->Write(Meta(i, tag, block), src.Block(i, block));
+        }));
+        return Done(t0, nblocks, block);
+      });
+  add("nvme_write_batch", "raw_seq_write", write_bl,
+      "NvmeTier::WriteBatch of `threads` blocks from one thread: the raw loop's blocks in flight",
+      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        std::vector<NvmeWriteItem> items;
+        const double t0 = NowSeconds();
+        for (uint64_t i = 0; i < nblocks;) {
+          items.clear();
+          for (int k = 0; k < threads && i < nblocks; ++k, ++i) {
+            items.push_back(NvmeWriteItem{Meta(i, tag, block), src.Block(i, block)});
+          }
+          KVT_RETURN_IF_ERROR(f->nvme_w->WriteBatch(items));
+        }
+        return Done(t0, nblocks, block);
+      });
+  add("nvme_write_durable", "raw_durable_write", durable_bl,
+      "NvmeTier::Write + Flush per block (fdatasync + index WAL sync), `threads` callers",
+      [f, &src, block, durable_blocks, threads]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        const double t0 = NowSeconds();
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, durable_blocks, [&](int, uint64_t i) {
+          KVT_RETURN_IF_ERROR(f->nvme_w->Write(Meta(i, tag, block), src.Block(i, block)));
+          return f->nvme_w->Flush();
+        }));
+        return Done(t0, durable_blocks, block);
+      });
+  add("nvme_read", "raw_rand_read", read_bl,
+      "NvmeTier::Read of random blocks, `threads` callers, header + payload verified",
+      [f, block, nblocks, threads]() -> StatusOr<Sample> {
+        const double t0 = NowSeconds();
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
+          BlockMeta m;
+          return f->nvme_r->Read(1, Hash128{f->order[i] + 1, 0}, f->thread_bufs[t].data(), block,
+                                 &m);
+        }));
+        return Done(t0, nblocks, block);
+      });
+  add("store_get_promote", "raw_rand_read", read_bl,
+      "Store::Get of blocks on NVMe (small host tier): read, verify, copy, promote",
+      [f, block, nblocks, threads]() -> StatusOr<Sample> {
+        const double t0 = NowSeconds();
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
+          return f->store_r->Get(f->ns_r, Hash128{f->order[i] + 1, 7}, f->thread_bufs[t].data(),
+                                 block);
+        }));
+        Sample s = Done(t0, nblocks, block);
+        auto st = nlohmann::json::parse(f->store_r->StatsJson());
+        const uint64_t promotions = st["store"]["promotions"].get<uint64_t>();
+        s.detail = std::to_string(promotions - f->promotions_seen) + " of " +
+                   std::to_string(nblocks) + " gets promoted from NVMe in the last round";
+        f->promotions_seen = promotions;
+        return s;
+      });
+  add("store_put_write_through", "raw_seq_write", write_bl,
+      "Store::Put, write_through: checksum + host copy + NvmeTier::Write, `threads` callers",
+      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        const double t0 = NowSeconds();
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
+          return f->store_wt->Put(f->ns_wt, Hash128{i + 1, tag}, Hash128{}, nullptr,
+                                  src.Block(i, block), block);
+        }));
+        return Done(t0, nblocks, block);
+      });
+  set->fixtures.push_back(std::move(fx));
+  return Status::Ok();
+}
+
+}  // namespace kvt::bench

@@ -1,0 +1,135 @@
+// Micro-benchmarks: index lookups. TierIndex (the host tier's in-memory index) and NvmeIndex
+// (RocksDB-backed, answered by its in-memory map; puts go to RocksDB first).
+#include <benchmark/benchmark.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tiers/nvme_index.h"
+#include "tiers/tier_index.h"
+
+namespace kvt {
+namespace {
+
+std::vector<Hash128> Keys(size_t n) {
+  std::mt19937_64 rng(42);
+  std::vector<Hash128> k(n);
+  for (auto& x : k) x = Hash128{rng(), rng()};
+  return k;
+}
+
+// Arg: entries in the index. Lookups of present keys in random order.
+void BM_TierIndexFind(benchmark::State& state) {
+  const size_t n = state.range(0);
+  TierIndex idx(MakeEvictionPolicy("lru").value());
+  const auto keys = Keys(n);
+  for (size_t i = 0; i < n; ++i) {
+    BlockMeta m;
+    m.ns = 1;
+    m.key = keys[i];
+    idx.Insert(m, i, 1);
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(idx.Find(1, keys[(i++ * 7919) % n]));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TierIndexFind)->Arg(1 << 10)->Arg(1 << 20);
+
+void BM_TierIndexFindMiss(benchmark::State& state) {
+  TierIndex idx(MakeEvictionPolicy("lru").value());
+  const auto keys = Keys(1 << 16);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    BlockMeta m;
+    m.ns = 1;
+    m.key = keys[i];
+    idx.Insert(m, i, 1);
+  }
+  uint64_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(idx.Find(1, Hash128{++i, 0}));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TierIndexFindMiss);
+
+// A scratch RocksDB directory for one benchmark, removed afterwards.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string t = "/tmp/kvtier-microbench-XXXXXX";
+    path_ = ::mkdtemp(t.data()) != nullptr ? t : "/tmp/kvtier-microbench";
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+NvmeEntry Entry(const Hash128& k, uint64_t i) {
+  NvmeEntry e;
+  e.ns = 1;
+  e.key = k;
+  e.loc.segment = static_cast<uint32_t>(i % 64);
+  e.loc.generation = 1;
+  e.loc.offset = i * 266240;
+  e.loc.stored_bytes = e.loc.payload_bytes = 262144;
+  e.loc.checksum = i;
+  return e;
+}
+
+void BM_NvmeIndexFind(benchmark::State& state) {
+  ScratchDir dir;
+  auto idx = NvmeIndex::Open(dir.path() + "/index", false);
+  if (!idx.ok()) {
+    state.SkipWithError(idx.status().ToString().c_str());
+    return;
+  }
+  const size_t n = state.range(0);
+  const auto keys = Keys(n);
+  std::vector<NvmeEntry> batch;
+  for (size_t i = 0; i < n; ++i) {
+    batch.push_back(Entry(keys[i], i));
+    if (batch.size() == 1024 || i + 1 == n) {
+      if (!(*idx)->Put(batch).ok()) state.SkipWithError("put failed");
+      batch.clear();
+    }
+  }
+  size_t i = 0;
+  NvmeLocation loc;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize((*idx)->Find(1, keys[(i++ * 7919) % n], &loc));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NvmeIndexFind)->Arg(1 << 10)->Arg(1 << 18);
+
+// Arg: entries per Put (one RocksDB write batch, WAL not synced).
+void BM_NvmeIndexPut(benchmark::State& state) {
+  ScratchDir dir;
+  auto idx = NvmeIndex::Open(dir.path() + "/index", false);
+  if (!idx.ok()) {
+    state.SkipWithError(idx.status().ToString().c_str());
+    return;
+  }
+  const size_t per = state.range(0);
+  std::vector<NvmeEntry> batch(per);
+  uint64_t i = 0;
+  for (auto _ : state) {
+    for (auto& e : batch) {
+      e = Entry(Hash128{++i, 3}, i);
+    }
+    if (!(*idx)->Put(batch).ok()) state.SkipWithError("put failed");
+  }
+  state.SetItemsProcessed(state.iterations() * per);
+}
+BENCHMARK(BM_NvmeIndexPut)->Arg(1)->Arg(64);
+
+}  // namespace
+}  // namespace kvt
