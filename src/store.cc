@@ -61,9 +61,6 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   if (o.hbm_bytes > 0) {
     return Status::Unavailable("hbm_bytes > 0: the HBM tier is not part of this build yet");
   }
-  if (!o.remote.empty()) {
-    return Status::Unavailable("remote is set: the remote tier is not part of this build yet");
-  }
   std::unique_ptr<Store> s(new Store(o));
   KVT_RETURN_IF_ERROR(s->OpenDirectory());
   HostTierOptions ho;
@@ -91,6 +88,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
           [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
     }
   }
+  if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
   return s;
 }
 
@@ -289,15 +287,28 @@ Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   size_t prefix = 0;
   bool chain_intact = true;
+  std::vector<Tier> found(remote_ ? keys.size() : 0, Tier::kNone);  // remote: all keys first
   for (size_t i = 0; i < keys.size(); ++i) {
     const Hash128 parent = i == 0 ? info->root : keys[i - 1];
     Tier t = Locate(*info, keys[i], parent, nullptr);
+    if (remote_) {
+      found[i] = t;
+      continue;
+    }
     if (tiers != nullptr) tiers[i] = t;
     if (t == Tier::kNone) {
       chain_intact = false;
       if (tiers == nullptr) break;  // nothing more to report
     } else if (chain_intact) {
       ++prefix;
+    }
+  }
+  if (remote_) {
+    KVT_RETURN_IF_ERROR(RemoteLocate(*info, keys, {}, found.data()));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (tiers != nullptr) tiers[i] = found[i];
+      chain_intact = chain_intact && found[i] != Tier::kNone;
+      if (chain_intact) ++prefix;
     }
   }
   *prefix_blocks = prefix;
@@ -315,16 +326,31 @@ Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vec
   if (tiers != nullptr) tiers->assign(keys->size(), Tier::kNone);
   size_t prefix = 0;
   bool chain_intact = true;
+  std::vector<Tier> found(remote_ ? keys->size() : 0, Tier::kNone);  // remote: all keys first
+  std::vector<Hash128> digests(remote_ ? keys->size() : 0);
   for (size_t i = 0; i < keys->size(); ++i) {
     const Hash128 parent = i == 0 ? info->root : (*keys)[i - 1];
     const Hash128 digest = hasher_.TokensDigest(tokens.subspan(i * bt, bt));
     Tier t = Locate(*info, (*keys)[i], parent, &digest);
+    if (remote_) {
+      found[i] = t;
+      digests[i] = digest;
+      continue;
+    }
     if (tiers != nullptr) (*tiers)[i] = t;
     if (t == Tier::kNone) {
       chain_intact = false;
       if (tiers == nullptr) break;
     } else if (chain_intact) {
       ++prefix;
+    }
+  }
+  if (remote_) {
+    KVT_RETURN_IF_ERROR(RemoteLocate(*info, *keys, digests, found.data()));
+    for (size_t i = 0; i < keys->size(); ++i) {
+      if (tiers != nullptr) (*tiers)[i] = found[i];
+      chain_intact = chain_intact && found[i] != Tier::kNone;
+      if (chain_intact) ++prefix;
     }
   }
   *prefix_blocks = prefix;
@@ -358,6 +384,7 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
     // see Flush) when put returns, and a failure to write it is reported.
     KVT_RETURN_IF_ERROR(WriteThrough(ns, key));
   }
+  if (RemoteWriteThrough()) KVT_RETURN_IF_ERROR(RemotePut(*info, key));
   return Status::Ok();
 }
 
@@ -371,6 +398,7 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
   Add(counters_.gets);
   Status s = host_->Read(ns, key, dst, bytes, nullptr);
   if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
+  if (s.IsNotFound() && remote_) s = RemoteGet(*info, key, dst, bytes);
   Add(s.ok() ? counters_.get_hits : counters_.get_misses);
   return s;
 }
@@ -390,9 +418,11 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
 
 Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
-  (void)info;
   host_->DropNamespace(ns);
   if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
+  if (RemoteWriteThrough()) {
+    KVT_RETURN_IF_ERROR(remote_->DropNamespace(info->encoding).WithContext("remote drop"));
+  }
   Add(counters_.namespace_drops);
   return Status::Ok();
 }
@@ -407,6 +437,7 @@ StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const H
   }
   // Host target: every block is already resident or absent; pin what is there for the ticket's
   // lifetime and complete at once.
+  if (remote_) RemotePrefetch(*info, keys);
   auto pins = std::make_shared<std::vector<PinnedBlock>>();
   pins->reserve(keys.size());
   size_t missing = 0;
@@ -470,8 +501,16 @@ std::string Store::StatsJson() const {
   st["write_throughs"] = get(counters_.write_throughs);
   st["write_through_failures"] = get(counters_.write_through_failures);
   st["write_policy"] = opts_.write_policy;
+  st["remote_hits"] = get(counters_.remote_hits);
+  st["remote_fetches"] = get(counters_.remote_fetches);
+  st["remote_fetch_failures"] = get(counters_.remote_fetch_failures);
+  st["remote_puts"] = get(counters_.remote_puts);
+  st["remote_put_failures"] = get(counters_.remote_put_failures);
+  st["peer_puts"] = get(counters_.peer_puts);
+  st["peer_put_rejects"] = get(counters_.peer_put_rejects);
   host_->StatsJson(&j["tiers"]["host"]);
   if (nvme_) NvmeStatsJson(nvme_->Stats(), &j["tiers"]["nvme"]);
+  if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
   return j.dump();
 }
 

@@ -57,6 +57,13 @@ class HostTier {
   // identity (parent, tokens) is refreshed and not copied. Busy: full and everything pinned.
   Status Put(BlockMeta meta, const void* data, bool checksum_known);
 
+  // Put whose bytes are written straight into the new slot by `fill` (a network read: no
+  // staging copy). fill gets the slot and meta (it may set meta->checksum) and returns its status;
+  // on failure the slot is released and nothing is stored. When the same block is already stored,
+  // fill is not called and *filled is false: the caller still owns the bytes it was to write.
+  using Filler = std::function<Status(uint8_t* dst, BlockMeta* meta)>;
+  Status PutFilled(BlockMeta meta, const Filler& fill, bool* filled);
+
   // Copies a block into dst. NotFound: absent, or checksum failure with verify_reads (dropped).
   // InvalidArgument: dst_bytes differs from the block's size.
   Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* meta);
