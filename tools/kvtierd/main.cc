@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
   if (!s.ok()) return Fail(s);
   if (!o.remote.empty()) return Fail(kvt::Status::InvalidArgument("kvtierd's own store cannot have a remote tier"));
 
+  // Signals are caught from here on: a SIGTERM while the store opens still shuts down cleanly.
+  boost::asio::io_context sig_ctx;
+  boost::asio::signal_set signals(sig_ctx, SIGINT, SIGTERM);
   auto store = kvt::Store::Open(o);
   if (!store.ok()) return Fail(store.status());
   so.listen = listen;
@@ -158,8 +161,6 @@ int main(int argc, char** argv) {
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
 
-  boost::asio::io_context sig_ctx;
-  boost::asio::signal_set signals(sig_ctx, SIGINT, SIGTERM);
   int got = 0;
   signals.async_wait([&](const boost::system::error_code&, int sig) { got = sig; });
   sig_ctx.run();
