@@ -34,7 +34,7 @@ for t in "${TARGETS[@]}"; do
   echo "fuzz: $t for ${SECONDS_PER_TARGET}s"
   # New inputs go to the scratch directory; the committed corpus is only read.
   if ! build-fuzz/fuzz/fuzz_$t -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
-       -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+       -rss_limit_mb=2048 -max_len=32768 -print_final_stats=1 \
        -artifact_prefix=build-fuzz/artifacts/"$t"- "$work" fuzz/corpus/"$t" \
        >build-fuzz/artifacts/"$t".log 2>&1; then
     tail -n 60 build-fuzz/artifacts/"$t".log >&2

@@ -56,6 +56,7 @@ void ServerSession::Pump() {
       if (get_) break;  // resumes when output drains (Advance)
     }
     if (out_bytes_ >= cfg_.out_high_water) break;
+    if (in_.size() - in_off_ < need_) break;  // the frame begun is still incomplete
     wire::FrameHeader h;
     std::span<const uint8_t> body;
     size_t consumed = 0;
@@ -66,7 +67,12 @@ void ServerSession::Pump() {
       Fail(wire::kProtocolError, 0, s);
       break;
     }
-    if (consumed == 0) break;
+    if (consumed == 0) {
+      // With its header in, the frame's full size is known: wait for all of it.
+      if (in_.size() - in_off_ >= wire::kHeaderBytes) need_ = wire::kHeaderBytes + h.body_len;
+      break;
+    }
+    need_ = 0;
     Handle(h, body);  // body points into in_, which Handle does not modify
     in_off_ += consumed;
   }

@@ -116,6 +116,7 @@ class ServerSession {
   std::array<uint8_t, wire::kNonceBytes> client_nonce_{};
   std::vector<uint8_t> in_;
   size_t in_off_ = 0;
+  size_t need_ = 0;  // bytes the frame at in_off_ needs, once its header is in (0: unknown)
   std::deque<OutItem> out_;
   size_t out_bytes_ = 0;
   std::optional<PendingGet> get_;

@@ -43,8 +43,12 @@ inline Options StoreOptions(const std::string& dir, const std::string& remote = 
   EXPECT_TRUE(o.Set("host_bytes", "16MiB").ok());
   EXPECT_TRUE(o.Set("host_slab_bytes", "1MiB").ok());
   EXPECT_TRUE(o.Set("host_mlock", "false").ok());
-  if (!remote.empty()) EXPECT_TRUE(o.Set("remote", remote).ok());
-  if (!secret.empty()) EXPECT_TRUE(o.Set("auth_secret", secret).ok());
+  if (!remote.empty()) {
+    EXPECT_TRUE(o.Set("remote", remote).ok());
+  }
+  if (!secret.empty()) {
+    EXPECT_TRUE(o.Set("auth_secret", secret).ok());
+  }
   return o;
 }
 
