@@ -6,6 +6,8 @@
 //   get       RemoteTier::Get of every block in one pipelined, streamed call; the payload is read
 //             straight into the destination (scatter) and checksum-verified
 //   fetch     the same through a client Store: Prefetch into host-tier slots (the store path)
+// Steady state: host memory is locked (populated) and the put and fetch figures are of a second
+// round, after an untimed first one made the host tiers' slabs.
 //
 // Thread safety: one call at a time per directory.
 #pragma once

@@ -20,17 +20,21 @@ namespace {
 void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
 }  // namespace
 
+// One io_context per thread, each connection pinned to one of them (round robin): a connection's
+// handlers then run on one thread in order, without strands or cross-thread wake-ups.
 struct Server::Impl {
-  asio::io_context ctx;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  tcp::acceptor acceptor{ctx};
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<asio::io_context>> ctxs;
+  std::vector<Guard> work;
+  std::optional<tcp::acceptor> acceptor;  // on ctxs[0]
+  size_t next = 0;                        // the context of the next connection
   std::vector<std::thread> threads;
   std::mutex mu;
   std::unordered_set<std::shared_ptr<Connection>> conns;  // GUARDED_BY(mu)
   bool stopping = false;                                  // GUARDED_BY(mu)
 };
 
-// One client. Every handler runs on the connection's strand, so the session needs no lock.
+// One client. Every handler runs on its io_context's single thread, so the session needs no lock.
 class Server::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server* srv, tcp::socket sock)
@@ -180,7 +184,13 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOption
                                    " without an auth secret (--auth-secret-file)");
   }
   std::unique_ptr<Server> s(new Server(store, o));
-  tcp::acceptor& acc = s->impl_->acceptor;
+  Impl& im = *s->impl_;
+  for (int i = 0; i < std::max(1, o.threads); ++i) {
+    im.ctxs.push_back(std::make_unique<asio::io_context>(1));
+    im.work.emplace_back(im.ctxs.back()->get_executor());
+  }
+  im.acceptor.emplace(*im.ctxs[0]);
+  tcp::acceptor& acc = *im.acceptor;
   const tcp::endpoint ep(addr, port);
   acc.open(ep.protocol(), ec);
   if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -188,18 +198,15 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOption
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status::Unavailable("listen on " + o.listen + ": " + ec.message());
   s->port_ = acc.local_endpoint().port();
-  s->impl_->work.emplace(s->impl_->ctx.get_executor());
   s->Accept();
-  for (int i = 0; i < std::max(1, o.threads); ++i) {
-    s->impl_->threads.emplace_back([ctx = &s->impl_->ctx] { ctx->run(); });
-  }
+  for (auto& ctx : im.ctxs) im.threads.emplace_back([c = ctx.get()] { c->run(); });
   return s;
 }
 
 void Server::Accept() {
-  impl_->acceptor.async_accept(
-      asio::make_strand(impl_->ctx), [this](const error_code& ec, tcp::socket sock) {
-        if (ec == asio::error::operation_aborted || !impl_->acceptor.is_open()) return;
+  asio::io_context& target = *impl_->ctxs[impl_->next++ % impl_->ctxs.size()];
+  impl_->acceptor->async_accept(target, [this](const error_code& ec, tcp::socket sock) {
+        if (ec == asio::error::operation_aborted || !impl_->acceptor->is_open()) return;
         if (!ec) {
           Add(counters_.accepted);
           if (counters_.active.load(std::memory_order_relaxed) >= opts_.max_connections) {
@@ -239,20 +246,20 @@ void Server::Accept() {
 }
 
 void Server::Stop() {
-  if (!impl_->work) return;
+  if (impl_->work.empty()) return;
   std::vector<std::shared_ptr<Connection>> conns;
   {
     std::lock_guard<std::mutex> l(impl_->mu);
     impl_->stopping = true;
     conns.assign(impl_->conns.begin(), impl_->conns.end());
   }
-  asio::post(impl_->ctx, [this] {
+  asio::post(*impl_->ctxs[0], [this] {
     error_code ignored;
-    impl_->acceptor.close(ignored);
+    impl_->acceptor->close(ignored);
   });
   for (auto& c : conns) c->Close();
   conns.clear();
-  impl_->work.reset();  // the threads return once every handler has run
+  impl_->work.clear();  // the threads return once every handler has run
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }

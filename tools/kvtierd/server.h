@@ -1,5 +1,5 @@
 // Server: kvtierd's network side. A Boost.Asio acceptor and one Connection per client, each
-// running its ServerSession (src/server_session.h) on a strand of a small thread pool; the Store
+// running its ServerSession (src/server_session.h) on one of a few single-threaded io_contexts; the Store
 // is the caller's and must outlive the server.
 //
 // Defences: a connection limit (one over it gets a BUSY error frame and is closed), an idle timeout
