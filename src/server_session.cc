@@ -25,6 +25,7 @@ wire::BlockInfo InfoOf(const BlockMeta& m) {
 }
 
 constexpr size_t kMaxCachedNamespaces = 64;
+constexpr uint32_t kMaxHandshakeBody = 256;
 
 }  // namespace
 
@@ -67,9 +68,11 @@ void ServerSession::Pump() {
       Fail(wire::kProtocolError, 0, s);
       break;
     }
+    if (consumed == 0 && in_.size() - in_off_ < wire::kHeaderBytes) break;
+    // Judged from the header alone, before its body is waited for (and buffered).
+    if (!CheckHeader(h)) break;
     if (consumed == 0) {
-      // With its header in, the frame's full size is known: wait for all of it.
-      if (in_.size() - in_off_ >= wire::kHeaderBytes) need_ = wire::kHeaderBytes + h.body_len;
+      need_ = wire::kHeaderBytes + h.body_len;  // wait for the whole frame
       break;
     }
     need_ = 0;
@@ -85,27 +88,40 @@ void ServerSession::Pump() {
   }
 }
 
-void ServerSession::Handle(const wire::FrameHeader& h, std::span<const uint8_t> body) {
-  Add(counters_->frames_in);
+bool ServerSession::CheckHeader(const wire::FrameHeader& h) {
   if ((h.opcode & wire::kResponseBit) != 0) {
     Add(counters_->protocol_errors);
     Fail(wire::kProtocolError, h.request_id,
          Status::InvalidArgument(std::string("a ") + wire::OpName(h.opcode) +
                                  " frame sent to the server"));
-    return;
+    return false;
   }
   const auto op = static_cast<wire::Op>(h.opcode);
   if (state_ == State::kExpectHello && op != wire::Op::kHello) {
     Fail(h.opcode | wire::kResponseBit, h.request_id,
          Status::PermissionDenied("HELLO must be the first request"));
-    return;
+    return false;
   }
   if (state_ == State::kExpectAuth && op != wire::Op::kAuth) {
     Add(counters_->auth_failures);
     Fail(h.opcode | wire::kResponseBit, h.request_id,
          Status::PermissionDenied("authenticate (AUTH) before any other request"));
-    return;
+    return false;
   }
+  // Before authentication only HELLO and AUTH, whose bodies are tiny: an unauthenticated peer
+  // cannot make the server buffer a large body.
+  if (state_ != State::kReady && h.body_len > kMaxHandshakeBody) {
+    Add(counters_->protocol_errors);
+    Fail(h.opcode | wire::kResponseBit, h.request_id,
+         Status::InvalidArgument("handshake frame of " + std::to_string(h.body_len) + " bytes"));
+    return false;
+  }
+  return true;
+}
+
+void ServerSession::Handle(const wire::FrameHeader& h, std::span<const uint8_t> body) {
+  Add(counters_->frames_in);
+  const auto op = static_cast<wire::Op>(h.opcode);
   Status s;
   switch (op) {
     case wire::Op::kHello:

@@ -90,6 +90,9 @@ class ServerSession {
 
   // Parses and answers frames while allowed; continues a pending get first.
   void Pump();
+  // Checks what the header alone decides (direction, authentication state, handshake size);
+  // false: the session failed and closes.
+  bool CheckHeader(const wire::FrameHeader& h);
   void Handle(const wire::FrameHeader& h, std::span<const uint8_t> body);
   void HandleHello(const wire::FrameHeader& h, std::span<const uint8_t> body);
   void HandleAuth(const wire::FrameHeader& h, std::span<const uint8_t> body);

@@ -1,5 +1,7 @@
 #include "tiers/remote_conn.h"
 
+#include <functional>
+
 #include <boost/asio.hpp>
 
 #include "io/wire_auth.h"
@@ -16,8 +18,10 @@ struct RemoteConn::Impl {
 
   // Starts an async operation and runs the context until it completes or `timeout` passes; a
   // timed-out operation is cancelled by closing the socket.
+  // On timeout the operation is cancelled by closing the socket (or by `cancel`, when given).
   template <typename Start>
-  error_code RunFor(std::chrono::milliseconds timeout, Start start, size_t* done = nullptr) {
+  error_code RunFor(std::chrono::milliseconds timeout, Start start, size_t* done = nullptr,
+                    const std::function<void()>& cancel = nullptr) {
     error_code result = asio::error::would_block;
     size_t n = 0;
     start([&](const error_code& ec, size_t bytes = 0) {
@@ -29,6 +33,7 @@ struct RemoteConn::Impl {
     if (result == asio::error::would_block) {
       error_code ignored;
       sock.close(ignored);
+      if (cancel) cancel();
       ctx.restart();
       ctx.run();  // lets the cancelled handler finish before `result` goes out of scope
       result = asio::error::timed_out;
@@ -70,7 +75,7 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
                              results = std::move(r);
                              handler(e);
                            });
-  });
+  }, nullptr, [&] { resolver.cancel(); });
   if (ec) return FromAsio(ec, "resolve " + endpoint);
   ec = impl->RunFor(t.connect, [&](auto handler) {
     asio::async_connect(impl->sock, results,

@@ -111,6 +111,28 @@ TEST_F(SessionTest, RequestBeforeHelloIsDeniedAndCloses) {
   EXPECT_TRUE(session_->closing());
 }
 
+TEST_F(SessionTest, UnauthenticatedPeersCannotMakeTheServerBuffer) {
+  // A PUT header announcing 1 MiB before HELLO is refused from its header alone.
+  Start("s3cret");
+  uint8_t h[wire::kHeaderBytes];
+  wire::EncodeHeader({static_cast<uint8_t>(Op::kPut), 0, wire::kFlagEnd, 1, 1u << 20}, h);
+  Send(std::vector<uint8_t>(h, h + sizeof h));
+  auto r = Drain();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].h.status, static_cast<uint8_t>(Code::kPermissionDenied));
+  EXPECT_TRUE(session_->closing());
+  // An AUTH announcing a large body likewise.
+  Start("s3cret");
+  Hello();
+  Drain();
+  wire::EncodeHeader({static_cast<uint8_t>(Op::kAuth), 0, wire::kFlagEnd, 2, 100000}, h);
+  Send(std::vector<uint8_t>(h, h + sizeof h));
+  r = Drain();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].h.status, static_cast<uint8_t>(Code::kInvalidArgument));
+  EXPECT_TRUE(session_->closing());
+}
+
 TEST_F(SessionTest, PutLookupGetWithoutAuth) {
   Start();
   Hello();
