@@ -218,6 +218,36 @@ TEST(RemoteLoopback, ServerGoneMidGetIsAMissAndTheClientRecovers) {
   EXPECT_EQ(dst, testing::PatternBytes(keys[0].lo, bytes));
 }
 
+TEST(RemoteLoopback, StalledNodeTimesOut) {
+  // Answers hello, then never answers again (reads until the client gives up and closes).
+  testing::FakeServer fake([](int fd) {
+    wire::FrameHeader h;
+    std::vector<uint8_t> body;
+    if (!testing::ReadFrame(fd, &h, &body)) return;
+    wire::HelloResponse hr;
+    hr.max_body = wire::Limits{}.max_body;
+    hr.max_keys = wire::Limits{}.max_keys;
+    std::vector<uint8_t> out;
+    wire::AppendFrame({static_cast<uint8_t>(wire::Op::kHello) | wire::kResponseBit, 0,
+                       wire::kFlagEnd, h.request_id, 0},
+                      wire::EncodeHelloResponse(hr), &out);
+    testing::WriteAll(fd, out.data(), out.size());
+    (void)testing::ClosedByPeer(fd, 10000);
+  });
+  RemoteOptions ro;
+  ro.endpoints = {fake.endpoint()};
+  ro.timeouts.io = std::chrono::milliseconds(200);
+  auto rt = std::move(RemoteTier::Create(ro)).value();
+  const auto t0 = std::chrono::steady_clock::now();
+  int delivered = 0;
+  Status s = rt->Get("ns", std::vector<Hash128>{{1, 2}},
+                     [&](size_t, RemotePayload*) { ++delivered; });
+  EXPECT_EQ(s.code(), Code::kTimeout) << s.ToString();
+  EXPECT_EQ(delivered, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(rt->counters().timeouts.load(), 1u);
+}
+
 TEST(RemoteLoopback, BadChecksumIsAMissNeverWrongBytes) {
   testing::FakeServer fake([](int fd) { MisbehavingNode(fd, /*bad_checksum=*/true); });
   testing::TestDir b_dir;
