@@ -5,6 +5,7 @@
 #include "io/wire_auth.h"
 #include "io/wire_format.h"
 #include "src/block_key.h"
+#include "src/options.h"
 
 namespace kvt::wire {
 namespace {
@@ -169,3 +170,23 @@ TEST(NamespaceEncoding, DecodeInvertsEncodeAndRejectsOthers) {
 
 }  // namespace
 }  // namespace kvt::wire
+
+namespace kvt {
+namespace {
+
+TEST(RemoteOptions, RemoteWriteIsWriteThroughOrOff) {
+  Options o;
+  EXPECT_EQ(o.remote_write, "write_through");
+  EXPECT_TRUE(o.Set("remote_write", "off").ok());
+  EXPECT_EQ(o.remote_write, "off");
+  Status s = o.Set("remote_write", "write_back");
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("remote_write"), std::string::npos);
+  EXPECT_EQ(o.remote_write, "off");  // unchanged by the bad value
+  bool listed = false;
+  for (auto n : Options::Names()) listed = listed || n == "remote_write";
+  EXPECT_TRUE(listed);
+}
+
+}  // namespace
+}  // namespace kvt
