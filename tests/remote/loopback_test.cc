@@ -440,6 +440,23 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
   EXPECT_EQ(::pclose(p), 0);
   EXPECT_NE(text.find("kvtier_store_peer_puts 3\n"), std::string::npos) << text;
 
+  // The C API end to end: kvtier-remote-demo puts through one store, gets through another.
+  ::setenv("KVTIER_AUTH_SECRET", "process secret", 1);
+  for (const char* mode : {"put", "get"}) {
+    const std::string demo = std::string(REMOTE_DEMO_PATH) + " " + mode + " " + ep + " " +
+                             d.path() + "/demo-" + mode + " 2>&1";
+    FILE* dp = ::popen(demo.c_str(), "r");
+    ASSERT_NE(dp, nullptr);
+    std::string out;
+    while (size_t n = std::fread(buf, 1, sizeof buf, dp)) out.append(buf, n);
+    EXPECT_EQ(::pclose(dp), 0) << out;
+    if (std::string(mode) == "get") {
+      EXPECT_NE(out.find("in tier REMOTE"), std::string::npos) << out;
+      EXPECT_NE(out.find("byte-exact"), std::string::npos) << out;
+    }
+  }
+  ::unsetenv("KVTIER_AUTH_SECRET");
+
   ASSERT_EQ(0, ::kill(pid, SIGTERM));
   int status = 0;
   ASSERT_EQ(pid, ::waitpid(pid, &status, 0));
