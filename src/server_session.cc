@@ -121,6 +121,7 @@ bool ServerSession::CheckHeader(const wire::FrameHeader& h) {
 
 void ServerSession::Handle(const wire::FrameHeader& h, std::span<const uint8_t> body) {
   Add(counters_->frames_in);
+  ++frames_handled_;
   const auto op = static_cast<wire::Op>(h.opcode);
   Status s;
   switch (op) {

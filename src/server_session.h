@@ -69,6 +69,8 @@ class ServerSession {
   bool closing() const { return closing_; }
   // A frame has begun to arrive but is not complete (for the partial-frame timeout).
   bool mid_frame() const { return in_.size() > in_off_; }
+  // Frames handled so far (the daemon restarts its partial-frame clock when this moves).
+  uint64_t frames_handled() const { return frames_handled_; }
   bool authenticated() const { return state_ == State::kReady; }
 
  private:
@@ -119,7 +121,8 @@ class ServerSession {
   std::array<uint8_t, wire::kNonceBytes> client_nonce_{};
   std::vector<uint8_t> in_;
   size_t in_off_ = 0;
-  size_t need_ = 0;  // bytes the frame at in_off_ needs, once its header is in (0: unknown)
+  size_t need_ = 0;
+  uint64_t frames_handled_ = 0;  // bytes the frame at in_off_ needs, once its header is in (0: unknown)
   std::deque<OutItem> out_;
   size_t out_bytes_ = 0;
   std::optional<PendingGet> get_;

@@ -357,6 +357,40 @@ TEST(RemoteLoopback, ConnectionLimitAndTimeouts) {
   EXPECT_EQ(node.server->counters().rejected_limit.load(), 1u);
 }
 
+TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
+  ServerOptions so;
+  so.frame_timeout = std::chrono::milliseconds(150);
+  Node node(so, "64MiB");
+  testing::TestDir a_dir;
+  auto ao = StoreOptions(a_dir.path(), node.endpoint());
+  ASSERT_TRUE(ao.Set("host_bytes", "64MiB").ok());
+  auto a = testing::MustOpen(ao);
+  // 32 MiB: more than the socket buffers hold, so the server streams for as long as we read.
+  const auto keys = PutPrompt(a.get(), *a->OpenNamespace(testing::SmallNamespace()),
+                              Tokens(16 * 2000, 5));
+  const std::string enc = EncodeNamespace(testing::SmallNamespace());
+  auto fd = testing::ConnectRaw(node.server->port());
+  auto frames = testing::HelloFrame();
+  // GET of 2000 blocks and a LOOKUP behind it, sent at once; the answers are read slowly.
+  wire::AppendFrame({static_cast<uint8_t>(wire::Op::kGet), 0, wire::kFlagEnd, 2, 0},
+                    wire::EncodeKeysRequest(enc, keys), &frames);
+  wire::AppendFrame({static_cast<uint8_t>(wire::Op::kLookup), 0, wire::kFlagEnd, 3, 0},
+                    wire::EncodeKeysRequest(enc, keys), &frames);
+  ASSERT_TRUE(testing::WriteAll(fd.get(), frames.data(), frames.size()));
+  wire::FrameHeader h;
+  std::vector<uint8_t> body;
+  ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body));  // hello
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body)) << "block " << i;
+    ASSERT_EQ(h.request_id, 2u);
+  }
+  ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body));
+  EXPECT_EQ(h.request_id, 3u);
+  EXPECT_EQ(h.status, 0);
+  EXPECT_EQ(node.server->counters().frame_timeouts.load(), 0u);
+}
+
 TEST(RemoteLoopback, MetricsArePrometheusText) {
   Node node;
   RemoteOptions ro;

@@ -60,8 +60,10 @@ inline std::unique_ptr<Store> MustOpen(const Options& o) {
 
 // A kvtierd server over its own store in a temporary directory.
 struct Node {
-  explicit Node(ServerOptions so = {}, const std::string& sub = "server") {
-    store = MustOpen(StoreOptions(dir.path() + "/" + sub));
+  explicit Node(ServerOptions so = {}, const std::string& host_bytes = "16MiB") {
+    Options o = StoreOptions(dir.path() + "/server");
+    EXPECT_TRUE(o.Set("host_bytes", host_bytes).ok());
+    store = MustOpen(o);
     auto s = Server::Start(store.get(), so);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     if (s.ok()) server = std::move(s).value();

@@ -66,12 +66,11 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       self->reading_ = false;
       if (ec) return self->CloseNow();
       const bool was_mid = self->session_.mid_frame();
-      const uint64_t frames = self->srv_->sessions_.frames_in.load(std::memory_order_relaxed);
+      const uint64_t frames = self->session_.frames_handled();
       self->session_.Consume({self->buf_.data(), n});
       self->last_progress_ = Clock::now();
       // The partial-frame clock starts when a frame begins, not at each byte of it.
-      if (self->session_.mid_frame() &&
-          (!was_mid || self->srv_->sessions_.frames_in.load(std::memory_order_relaxed) != frames)) {
+      if (self->session_.mid_frame() && (!was_mid || self->session_.frames_handled() != frames)) {
         self->frame_start_ = self->last_progress_;
       }
       self->DoWrite();
@@ -91,7 +90,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     asio::async_write(sock_, seq, [self = shared_from_this()](const error_code& ec, size_t n) {
       self->writing_ = false;
       if (ec) return self->CloseNow();
-      self->last_progress_ = Clock::now();
+      self->last_progress_ = self->last_write_ = Clock::now();
       self->session_.Advance(n);
       self->DoWrite();
       self->DoRead();  // output drained below the limits: read again
@@ -106,7 +105,12 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       if (ec || self->closed_) return;
       const auto now = Clock::now();
       const auto& o = self->srv_->opts_;
-      if (self->session_.mid_frame() && now - self->frame_start_ > o.frame_timeout) {
+      // Mid-frame with nothing left to send: the server waits on the client's bytes. (Input
+      // queued behind a long streamed answer is not a stalled frame; its clock starts when the
+      // answer is sent.)
+      const auto frame_clock = std::max(self->frame_start_, self->last_write_);
+      if (self->session_.mid_frame() && !self->writing_ && self->session_.output_bytes() == 0 &&
+          now - frame_clock > o.frame_timeout) {
         Add(self->srv_->counters_.frame_timeouts);
         return self->CloseNow();
       }
@@ -142,7 +146,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   ServerSession session_;
   std::vector<uint8_t> buf_;
   bool reading_ = false, writing_ = false, closed_ = false;
-  Clock::time_point last_progress_, frame_start_;
+  Clock::time_point last_progress_, frame_start_, last_write_;
 };
 
 Status SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
