@@ -1,5 +1,6 @@
 #include "tiers/remote_conn.h"
 
+#include <cstring>
 #include <functional>
 
 #include <boost/asio.hpp>
@@ -159,14 +160,43 @@ Status RemoteConn::Write(std::span<const std::span<const uint8_t>> bufs) {
 
 Status RemoteConn::ReadExact(void* dst, size_t n) {
   if (broken_) return Status::Unavailable("connection to " + endpoint_ + " is broken");
+  auto* out = static_cast<uint8_t*>(dst);
+  const size_t have = std::min(n, rlen_ - rpos_);
+  if (have > 0) std::memcpy(out, rbuf_.data() + rpos_, have);
+  rpos_ += have;
+  out += have;
+  n -= have;
+  if (n == 0) return Status::Ok();
+  rpos_ = rlen_ = 0;  // the read-ahead buffer is empty from here
   size_t done = 0;
-  error_code ec = impl_->RunFor(
-      timeouts_.io,
-      [&](auto handler) { asio::async_read(impl_->sock, asio::buffer(dst, n), handler); }, &done);
+  error_code ec;
+  if (n >= kDirectRead) {
+    // Payloads go straight to their destination (the host slot), never through the buffer.
+    ec = impl_->RunFor(
+        timeouts_.io,
+        [&](auto handler) { asio::async_read(impl_->sock, asio::buffer(out, n), handler); },
+        &done);
+  } else {
+    // Small reads (frame headers, block heads) read ahead: one read usually brings a header and
+    // its head, or several small frames.
+    if (rbuf_.empty()) rbuf_.resize(kReadAhead);
+    ec = impl_->RunFor(
+        timeouts_.io,
+        [&](auto handler) {
+          asio::async_read(impl_->sock, asio::buffer(rbuf_), asio::transfer_at_least(n), handler);
+        },
+        &done);
+    if (done >= n) {
+      std::memcpy(out, rbuf_.data(), n);
+      rpos_ = n;
+      rlen_ = done;
+      ec = {};  // an error after the bytes we need shows up on the next read
+    }
+  }
   bytes_in_ += done;
-  if (ec || done != n) {
+  if (ec || done < n) {
     broken_ = true;
-    return FromAsio(ec, "read from " + endpoint_);
+    return FromAsio(ec ? ec : asio::error::eof, "read from " + endpoint_);
   }
   return Status::Ok();
 }

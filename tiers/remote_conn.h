@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "io/wire_format.h"
@@ -61,6 +62,11 @@ class RemoteConn {
   std::string endpoint_;
   RemoteTimeouts timeouts_;
   wire::Limits limits_;
+  // Read-ahead for small reads; reads of kDirectRead bytes or more bypass it.
+  static constexpr size_t kReadAhead = 64u << 10;
+  static constexpr size_t kDirectRead = 16u << 10;
+  std::vector<uint8_t> rbuf_;
+  size_t rpos_ = 0, rlen_ = 0;
   uint64_t last_id_ = 0;
   bool broken_ = false;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
