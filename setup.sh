@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
           liburing-dev librocksdb-dev libxxhash-dev libzstd-dev libboost1.81-dev
-          nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev)
+          nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+          clang libclang-rt-14-dev)
 
 install_missing() {
   local missing=()
@@ -49,6 +50,8 @@ case "$mode" in
     build build-asan -DKVT_SANITIZE=ON -DKVT_WITH_CUDA=OFF -DKVT_BUILD_BENCH=OFF \
       -DCMAKE_BUILD_TYPE=Debug
     (cd build-asan && ctest --output-on-failure -j "$JOBS")
+    # libFuzzer targets (wire format decoder, server session) under ASan + UBSan, 20 s each.
+    ./fuzz/run.sh 20
     ;;
   *)
     echo "usage: $0 run|test" >&2

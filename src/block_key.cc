@@ -103,6 +103,55 @@ std::string EncodeNamespace(const NamespaceDesc& d) {
   return s;
 }
 
+StatusOr<NamespaceDesc> DecodeNamespace(std::string_view enc) {
+  constexpr std::string_view kPrefix = "kvtier-ns-v1";
+  auto bad = [](const std::string& what) {
+    return Status::InvalidArgument("namespace encoding: " + what);
+  };
+  if (enc.substr(0, kPrefix.size()) != kPrefix) return bad("missing the kvtier-ns-v1 prefix");
+  size_t off = kPrefix.size();
+  // Fields 1..10 in order: tag, u32 length, bytes.
+  auto field = [&](uint8_t tag, std::string_view* out) -> Status {
+    if (enc.size() - off < 5 || static_cast<uint8_t>(enc[off]) != tag) {
+      return bad("field " + std::to_string(tag) + " missing");
+    }
+    uint32_t len = 0;
+    for (int i = 0; i < 4; ++i) len |= uint32_t{static_cast<uint8_t>(enc[off + 1 + i])} << (8 * i);
+    off += 5;
+    if (enc.size() - off < len) return bad("field " + std::to_string(tag) + " runs past the end");
+    *out = enc.substr(off, len);
+    off += len;
+    return Status::Ok();
+  };
+  auto field_u32 = [&](uint8_t tag, uint32_t* out) -> Status {
+    std::string_view b;
+    KVT_RETURN_IF_ERROR(field(tag, &b));
+    if (b.size() != 4) return bad("field " + std::to_string(tag) + " is not 4 bytes");
+    *out = 0;
+    for (int i = 0; i < 4; ++i) *out |= uint32_t{static_cast<uint8_t>(b[i])} << (8 * i);
+    return Status::Ok();
+  };
+  NamespaceDesc d;
+  std::string_view v;
+  KVT_RETURN_IF_ERROR(field(1, &v));
+  d.model = v;
+  KVT_RETURN_IF_ERROR(field(2, &v));
+  d.kv_dtype = v;
+  KVT_RETURN_IF_ERROR(field(3, &v));
+  d.tenant_salt = v;
+  KVT_RETURN_IF_ERROR(field(4, &v));
+  d.adapter = v;
+  KVT_RETURN_IF_ERROR(field_u32(5, &d.layers));
+  KVT_RETURN_IF_ERROR(field_u32(6, &d.kv_heads));
+  KVT_RETURN_IF_ERROR(field_u32(7, &d.head_dim));
+  KVT_RETURN_IF_ERROR(field_u32(8, &d.block_tokens));
+  KVT_RETURN_IF_ERROR(field_u32(9, &d.tp_rank));
+  KVT_RETURN_IF_ERROR(field_u32(10, &d.flags));
+  if (off != enc.size()) return bad("trailing bytes");
+  if (EncodeNamespace(d) != enc) return bad("not in canonical form");
+  return d;
+}
+
 KeyHasher::KeyHasher(const std::string& secret) {
   if (!secret.empty()) {
     keyed_ = true;

@@ -61,6 +61,10 @@ StatusOr<Geometry> ValidateNamespace(const NamespaceDesc& d);
 // The canonical tagged, length-prefixed encoding of a namespace description.
 std::string EncodeNamespace(const NamespaceDesc& d);
 
+// The description back from its canonical encoding (as a remote peer sends it). InvalidArgument
+// when the bytes are not exactly an encoding EncodeNamespace produces.
+StatusOr<NamespaceDesc> DecodeNamespace(std::string_view encoding);
+
 class KeyHasher {
  public:
   // secret: raw bytes of the deployment secret; empty = unkeyed (the same everywhere).

@@ -58,9 +58,6 @@ void NvmeStatsJson(const NvmeStats& n, nlohmann::json* out) {
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   KVT_RETURN_IF_ERROR(o.Validate());
-  if (!o.remote.empty()) {
-    return Status::Unavailable("remote is set: the remote tier is not part of this build yet");
-  }
   std::unique_ptr<Store> s(new Store(o));
   KVT_RETURN_IF_ERROR(s->OpenDirectory());
   HostTierOptions ho;
@@ -88,6 +85,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
           [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
     }
   }
+  if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
   KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   return s;
 }
@@ -294,15 +292,28 @@ Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   size_t prefix = 0;
   bool chain_intact = true;
+  std::vector<Tier> found(remote_ ? keys.size() : 0, Tier::kNone);  // remote: all keys first
   for (size_t i = 0; i < keys.size(); ++i) {
     const Hash128 parent = i == 0 ? info->root : keys[i - 1];
     Tier t = Locate(*info, keys[i], parent, nullptr);
+    if (remote_) {
+      found[i] = t;
+      continue;
+    }
     if (tiers != nullptr) tiers[i] = t;
     if (t == Tier::kNone) {
       chain_intact = false;
       if (tiers == nullptr) break;  // nothing more to report
     } else if (chain_intact) {
       ++prefix;
+    }
+  }
+  if (remote_) {
+    KVT_RETURN_IF_ERROR(RemoteLocate(*info, keys, {}, found.data()));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (tiers != nullptr) tiers[i] = found[i];
+      chain_intact = chain_intact && found[i] != Tier::kNone;
+      if (chain_intact) ++prefix;
     }
   }
   *prefix_blocks = prefix;
@@ -320,16 +331,31 @@ Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vec
   if (tiers != nullptr) tiers->assign(keys->size(), Tier::kNone);
   size_t prefix = 0;
   bool chain_intact = true;
+  std::vector<Tier> found(remote_ ? keys->size() : 0, Tier::kNone);  // remote: all keys first
+  std::vector<Hash128> digests(remote_ ? keys->size() : 0);
   for (size_t i = 0; i < keys->size(); ++i) {
     const Hash128 parent = i == 0 ? info->root : (*keys)[i - 1];
     const Hash128 digest = hasher_.TokensDigest(tokens.subspan(i * bt, bt));
     Tier t = Locate(*info, (*keys)[i], parent, &digest);
+    if (remote_) {
+      found[i] = t;
+      digests[i] = digest;
+      continue;
+    }
     if (tiers != nullptr) (*tiers)[i] = t;
     if (t == Tier::kNone) {
       chain_intact = false;
       if (tiers == nullptr) break;
     } else if (chain_intact) {
       ++prefix;
+    }
+  }
+  if (remote_) {
+    KVT_RETURN_IF_ERROR(RemoteLocate(*info, *keys, digests, found.data()));
+    for (size_t i = 0; i < keys->size(); ++i) {
+      if (tiers != nullptr) (*tiers)[i] = found[i];
+      chain_intact = chain_intact && found[i] != Tier::kNone;
+      if (chain_intact) ++prefix;
     }
   }
   *prefix_blocks = prefix;
@@ -363,6 +389,7 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
     // see Flush) when put returns, and a failure to write it is reported.
     KVT_RETURN_IF_ERROR(WriteThrough(ns, key));
   }
+  if (RemoteWriteThrough()) KVT_RETURN_IF_ERROR(RemotePut(*info, key));
   return Status::Ok();
 }
 
@@ -377,6 +404,7 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
   Status s = host_->Read(ns, key, dst, bytes, nullptr);
   if (s.IsNotFound() && hbm_) s = hbm_->Read(ns, key, dst, bytes, nullptr);
   if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
+  if (s.IsNotFound() && remote_) s = RemoteGet(*info, key, dst, bytes);
   Add(s.ok() ? counters_.get_hits : counters_.get_misses);
   return s;
 }
@@ -397,10 +425,12 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
 
 Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
-  (void)info;
   host_->DropNamespace(ns);
   if (hbm_) hbm_->DropNamespace(ns);
   if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
+  if (RemoteWriteThrough()) {
+    KVT_RETURN_IF_ERROR(remote_->DropNamespace(info->encoding).WithContext("remote drop"));
+  }
   Add(counters_.namespace_drops);
   return Status::Ok();
 }
@@ -411,6 +441,9 @@ StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const H
   if (target != Tier::kHost && target != Tier::kHbm) {
     return Status::InvalidArgument("prefetch target must be KVT_TIER_HOST or KVT_TIER_HBM");
   }
+  // Blocks only a remote node holds come into the host tier first, in one streamed batch; the
+  // pipeline then moves them like any host block.
+  if (remote_) RemotePrefetch(*info, keys);
   KVT_ASSIGN_OR_RETURN(auto ticket,
                        prefetch_->Start(ns, keys, LayoutOf(info->geometry), target == Tier::kHbm));
   Add(counters_.prefetches);
@@ -452,9 +485,17 @@ std::string Store::StatsJson() const {
   st["write_throughs"] = get(counters_.write_throughs);
   st["write_through_failures"] = get(counters_.write_through_failures);
   st["write_policy"] = opts_.write_policy;
+  st["remote_hits"] = get(counters_.remote_hits);
+  st["remote_fetches"] = get(counters_.remote_fetches);
+  st["remote_fetch_failures"] = get(counters_.remote_fetch_failures);
+  st["remote_puts"] = get(counters_.remote_puts);
+  st["remote_put_failures"] = get(counters_.remote_put_failures);
+  st["peer_puts"] = get(counters_.peer_puts);
+  st["peer_put_rejects"] = get(counters_.peer_put_rejects);
   host_->StatsJson(&j["tiers"]["host"]);
   HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(nvme_->Stats(), &j["tiers"]["nvme"]);
+  if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
   return j.dump();
 }
 

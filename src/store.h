@@ -28,6 +28,7 @@
 #include "tiers/hbm_tier.h"
 #include "tiers/host_tier.h"
 #include "tiers/nvme_tier.h"
+#include "tiers/remote_tier.h"
 
 namespace kvt {
 
@@ -53,6 +54,10 @@ struct StoreCounters {
   std::atomic<uint64_t> promotions{0}, promotion_failures{0};
   std::atomic<uint64_t> write_throughs{0}, write_through_failures{0};
   std::atomic<uint64_t> hbm_demotions{0}, hbm_demotions_skipped{0}, hbm_demotion_failures{0};
+  // Remote tier (client side) and serving peers (kvtierd side).
+  std::atomic<uint64_t> remote_hits{0}, remote_fetches{0}, remote_fetch_failures{0};
+  std::atomic<uint64_t> remote_puts{0}, remote_put_failures{0};
+  std::atomic<uint64_t> peer_puts{0}, peer_put_rejects{0};
 };
 
 class Store {
@@ -101,6 +106,21 @@ class Store {
   std::string StatsJson() const;
   const Options& options() const { return opts_; }
 
+  // --- serving remote peers (kvtierd's ServerSession; src/store_remote.cc) ---
+  // The namespace of a peer's canonical encoding, opened (registered) when new. Blocks of two
+  // tenants never meet: the encoding holds every field of the description (tenant salt included)
+  // and is checked byte for byte against the registered one.
+  StatusOr<const NamespaceInfo*> OpenEncodedNamespace(std::string_view encoding);
+  // A block's stored meta in the local tiers (host, then NVMe), unverified: the asking peer holds
+  // the parent and digest and verifies.
+  bool PeekLocal(uint64_t ns, const Hash128& key, BlockMeta* meta);
+  // Pins a local block in the host tier for sending without a copy, promoting it from NVMe first.
+  bool PinLocal(uint64_t ns, const Hash128& key, PinnedBlock* out);
+  void UnpinLocal(const PinnedBlock& b) { host_->Unpin(b); }
+  // Stores a block a peer sent with its full meta. Corruption when the payload fails the checksum;
+  // InvalidArgument when its size is not the namespace's block size.
+  Status PutFromPeer(const BlockMeta& meta, const void* data);
+
  private:
   explicit Store(const Options& o) : opts_(o), hasher_(o.hash_secret) {}
   Status OpenDirectory();
@@ -124,6 +144,24 @@ class Store {
   void DemoteFromHbm(const BlockMeta& meta, const uint8_t* device_data);
   void HbmStatsJson(nlohmann::json* root) const;
   bool WriteThroughMode() const { return opts_.write_policy == "write_through"; }
+  // --- remote tier (client side; src/store_remote.cc) ---
+  Status OpenRemote();
+  bool RemoteWriteThrough() const { return remote_ && opts_.remote_write == "write_through"; }
+  // For every tiers[i] == kNone, asks the owning node and sets kRemote where the block's stored
+  // parent (keys[i-1], or the root) and token digest (digests[i] when given) verify, as Locate
+  // does for local blocks. PermissionDenied is returned; unreachable nodes are misses.
+  Status RemoteLocate(const NamespaceInfo& ns, std::span<const Hash128> keys,
+                      std::span<const Hash128> digests, Tier* tiers);
+  // Streams blocks from their owners straight into host-tier slots, checksum-verified; marks
+  // got[i]. Fails only with PermissionDenied; other failures leave blocks missing (counted).
+  Status RemoteFetch(const NamespaceInfo& ns, std::span<const Hash128> keys, std::vector<bool>* got);
+  // Get's last resort: fetch into the host tier, then read from there. NotFound on a miss.
+  Status RemoteGet(const NamespaceInfo& ns, const Hash128& key, void* dst, size_t bytes);
+  // Sends a block now in the host tier to its owning node (remote_write = write_through).
+  Status RemotePut(const NamespaceInfo& ns, const Hash128& key);
+  // Prefetch: brings blocks no local tier holds into the host tier in one streamed batch.
+  void RemotePrefetch(const NamespaceInfo& ns, std::span<const Hash128> keys);
+
   Hash128 NormalizeParent(const NamespaceInfo& ns, const Hash128& parent) const {
     return (parent.lo == 0 && parent.hi == 0) ? ns.root : parent;
   }
@@ -133,6 +171,7 @@ class Store {
   UniqueFd lock_fd_;
   std::unique_ptr<HostTier> host_;
   std::unique_ptr<NvmeTier> nvme_;  // null when nvme_bytes == 0
+  std::unique_ptr<RemoteTier> remote_;  // null when `remote` is empty
   std::mutex admission_mu_;
   std::unique_ptr<AdmissionPolicy> admission_;  // GUARDED_BY(admission_mu_)
   mutable std::shared_mutex ns_mu_;

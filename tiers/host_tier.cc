@@ -45,6 +45,19 @@ void HostTier::PinLocked(EntryId id, PinnedBlock* out) {
 }
 
 Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known, PinnedBlock* pin) {
+  bool filled = false;
+  return PutFilled(
+      meta,
+      [&](uint8_t* dst, BlockMeta* m) {
+        std::memcpy(dst, data, m->payload_bytes);
+        if (!checksum_known) m->checksum = Checksum64(dst, m->payload_bytes);
+        return Status::Ok();
+      },
+      &filled, pin);
+}
+
+Status HostTier::PutFilled(BlockMeta meta, const Filler& fill, bool* filled, PinnedBlock* pin) {
+  *filled = false;
   const uint64_t bytes = meta.payload_bytes;
   SlotRef slot;
   {
@@ -92,10 +105,13 @@ Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known, Pinn
     }
   }
   // The slot is in no index yet: nobody else can see or evict it while we fill it.
-  uint8_t* dst = pool_->Data(slot);
-  std::memcpy(dst, data, bytes);
-  if (!checksum_known) meta.checksum = Checksum64(dst, bytes);
+  *filled = true;
+  Status fs = fill(pool_->Data(slot), &meta);
   std::lock_guard<std::mutex> l(mu_);
+  if (!fs.ok()) {
+    pool_->Release(slot);
+    return fs;
+  }
   EntryId existing = index_->Find(meta.ns, meta.key);
   if (existing != kNoEntry) {
     if (SameIdentity(index_->Get(existing).meta, meta)) {

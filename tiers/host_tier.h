@@ -59,6 +59,14 @@ class HostTier {
   // for the caller, atomically with the insert, so no eviction can slip in between; Unpin it.
   Status Put(BlockMeta meta, const void* data, bool checksum_known, PinnedBlock* pin = nullptr);
 
+  // Put whose bytes are written straight into the new slot by `fill` (a network read: no
+  // staging copy). fill gets the slot and meta (it may set meta->checksum) and returns its status;
+  // on failure the slot is released and nothing is stored. When the same block is already stored,
+  // fill is not called and *filled is false: the caller still owns the bytes it was to write.
+  // `pin` as for Put.
+  using Filler = std::function<Status(uint8_t* dst, BlockMeta* meta)>;
+  Status PutFilled(BlockMeta meta, const Filler& fill, bool* filled, PinnedBlock* pin = nullptr);
+
   // Copies a block into dst. NotFound: absent, or checksum failure with verify_reads (dropped).
   // InvalidArgument: dst_bytes differs from the block's size.
   Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* meta);

@@ -108,8 +108,10 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   host_policy    "lru" | "s3fifo" | "chain_lru" ["lru"]
  *   write_policy   "write_through" | "write_back" ["write_back"]
  *   hash_secret    hex string (even length, up to 128 bytes) for keyed block hashing [""]
- *   remote         "host:port,host:port" [""]
+ *   remote         "host:port,host:port" [""]: kvtierd nodes forming the remote tier
  *   auth_secret    shared secret for kvtierd [""]
+ *   remote_write   "write_through" | "off" ["write_through"]: with remote set, a put is also sent
+ *                  to the block's owning node (and a namespace drop to every node)
  *   io_depth       io_uring queue depth, 1..4096 ["64"]
  *   host_slab_bytes  size of one host-pool slab, 4KiB-aligned ["16MiB"]
  *   host_mlock     "true" | "false": lock the host pool in RAM where allowed ["true"]
@@ -125,8 +127,12 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  * block slots in GPU memory (cudaMalloc'd once at open) when kvtier was built with CUDA and a
  * device is visible; otherwise the same tier emulated in host memory (hbm_bytes of RAM, copies by
  * memcpy: same behaviour, host speed; kvt_stats_json says which under tiers.hbm.memory). Its slot
- * size is fixed by the first block placed there. remote returns KVT_UNAVAILABLE from kvt_open
- * until that tier exists in this build.
+ * size is fixed by the first block placed there.
+ * With `remote`, each block has one owning node (rendezvous hashing of its key); a lookup, match or
+ * get that misses locally asks the owner (a remote block reports KVT_TIER_REMOTE and is fetched
+ * into the host tier on get), and kvt_open fails with KVT_PERMISSION_DENIED when a reachable node
+ * rejects auth_secret (a node that cannot be reached is a miss until it comes up). Network failures
+ * are misses, never wrong bytes: every payload is checksum-verified. See docs/PROTOCOL.md.
  * Returns KVT_INVALID_ARGUMENT for NULL arguments, an unknown name or a malformed value, leaving
  * the options unchanged. Does not block. */
 KVT_API kvt_status_t kvt_options_set(kvt_options* o, const char* name, const char* value);

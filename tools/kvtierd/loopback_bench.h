@@ -1,0 +1,38 @@
+// Loopback throughput of the remote tier next to plain TCP, measured in the same run: what
+// kvtier-bench reports for the network path (bench/ links kvt_server and calls RunLoopbackBench).
+//
+//   tcp       one socket, 4 MiB writes of one buffer, the reader discarding: the ceiling
+//   put       RemoteTier::Put of every block (gather writes, server verifies and stores)
+//   get       RemoteTier::Get of every block in one pipelined, streamed call; the payload is read
+//             straight into the destination (scatter) and checksum-verified
+//   fetch     the same through a client Store: Prefetch into host-tier slots (the store path)
+// Steady state: host memory is locked (populated) and the put and fetch figures are of a second
+// round, after an untimed first one made the host tiers' slabs.
+//
+// Thread safety: one call at a time per directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/status.h"
+
+namespace kvt {
+
+struct LoopbackBenchOptions {
+  std::string dir;                    // scratch directory for the two stores (created, removed)
+  uint64_t total_bytes = 256ull << 20;
+  uint64_t block_bytes = 4ull << 20;  // a multiple of 64 KiB
+  int server_threads = 2;
+};
+
+struct LoopbackFigures {
+  uint64_t bytes = 0, block_bytes = 0, blocks = 0;
+  double tcp_gib_s = 0, put_gib_s = 0, get_gib_s = 0, fetch_gib_s = 0;
+  double tcp_s = 0, put_s = 0, get_s = 0, fetch_s = 0;
+  std::string ToString() const;
+};
+
+StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o);
+
+}  // namespace kvt

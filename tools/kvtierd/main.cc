@@ -1,0 +1,175 @@
+// kvtierd: serves a node's kvtier store to other nodes over TCP (see docs/PROTOCOL.md).
+//
+//   kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE] [--host-bytes SIZE]
+//           [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
+//           [--frame-timeout-ms N] [--threads N] [--port-file FILE]
+//   kvtierd --metrics HOST:PORT [--auth-secret-file FILE]     print a node's metrics and exit
+//   kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]
+//
+// SIGTERM or SIGINT: stop accepting, close connections, flush the store, exit 0.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "base/units.h"
+#include "tools/kvtierd/loopback_bench.h"
+#include "tools/kvtierd/server.h"
+
+namespace {
+
+int Usage(const std::string& why) {
+  if (!why.empty()) std::fprintf(stderr, "kvtierd: %s\n", why.c_str());
+  std::fprintf(stderr,
+               "usage: kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE]\n"
+               "               [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE]\n"
+               "               [--max-connections N] [--idle-timeout-ms N] [--frame-timeout-ms N]\n"
+               "               [--threads N] [--port-file FILE]\n"
+               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE]\n"
+               "       kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]\n");
+  return 2;
+}
+
+kvt::Status ReadSecret(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return kvt::Status::FromErrno(errno, "open auth secret file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
+  if (out->empty()) return kvt::Status::InvalidArgument("auth secret file " + path + " is empty");
+  return kvt::Status::Ok();
+}
+
+int Fail(const kvt::Status& s) {
+  std::fprintf(stderr, "kvtierd: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string listen = "127.0.0.1:7420", dir, secret_file, metrics, config, port_file;
+  std::string host_bytes, nvme_bytes, bench_bytes = "256MiB", block_bytes = "4MiB";
+  bool bench = false;
+  kvt::ServerOptions so;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    auto number = [&](auto* out) {
+      std::string v;
+      if (!value(&v)) return false;
+      auto n = kvt::ParseUint(v);
+      if (!n.ok()) return false;
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(*n);
+      return true;
+    };
+    uint64_t ms = 0;
+    bool ok = true;
+    if (a == "--listen") ok = value(&listen);
+    else if (a == "--dir") ok = value(&dir);
+    else if (a == "--auth-secret-file") ok = value(&secret_file);
+    else if (a == "--host-bytes") ok = value(&host_bytes);
+    else if (a == "--nvme-bytes") ok = value(&nvme_bytes);
+    else if (a == "--config") ok = value(&config);
+    else if (a == "--port-file") ok = value(&port_file);
+    else if (a == "--metrics") ok = value(&metrics);
+    else if (a == "--bench-loopback") bench = true;
+    else if (a == "--bench-bytes") ok = value(&bench_bytes);
+    else if (a == "--block-bytes") ok = value(&block_bytes);
+    else if (a == "--max-connections") ok = number(&so.max_connections);
+    else if (a == "--threads") ok = number(&so.threads);
+    else if (a == "--idle-timeout-ms") {
+      ok = number(&ms);
+      so.idle_timeout = std::chrono::milliseconds(ms);
+    } else if (a == "--frame-timeout-ms") {
+      ok = number(&ms);
+      so.frame_timeout = std::chrono::milliseconds(ms);
+    } else if (a == "--help" || a == "-h") {
+      return Usage("");
+    } else {
+      return Usage("unknown argument '" + a + "'");
+    }
+    if (!ok) return Usage("missing or bad value for " + a);
+  }
+
+  std::string secret;
+  if (!secret_file.empty()) {
+    if (kvt::Status s = ReadSecret(secret_file, &secret); !s.ok()) return Fail(s);
+  }
+
+  if (bench) {
+    kvt::LoopbackBenchOptions bo;
+    bo.dir = dir.empty() ? "/tmp/kvtierd-bench-" + std::to_string(::getpid()) : dir;
+    auto tb = kvt::ParseBytes(bench_bytes);
+    auto bb = kvt::ParseBytes(block_bytes);
+    if (!tb.ok() || !bb.ok()) return Usage("bad --bench-bytes or --block-bytes");
+    bo.total_bytes = *tb;
+    bo.block_bytes = *bb;
+    auto f = kvt::RunLoopbackBench(bo);
+    if (!f.ok()) return Fail(f.status());
+    std::printf("%s", f->ToString().c_str());
+    return 0;
+  }
+
+  if (!metrics.empty()) {
+    kvt::RemoteOptions ro;
+    ro.endpoints = {metrics};
+    ro.secret = secret;
+    auto r = kvt::RemoteTier::Create(ro);
+    if (!r.ok()) return Fail(r.status());
+    std::string text;
+    if (kvt::Status s = (*r)->Metrics(0, &text); !s.ok()) return Fail(s);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+
+  if (dir.empty()) return Usage("--dir is required");
+  kvt::Options o;
+  if (!config.empty()) {
+    if (kvt::Status s = o.LoadFile(config); !s.ok()) return Fail(s);
+  }
+  kvt::Status s = o.Set("dir", dir);
+  if (s.ok() && !host_bytes.empty()) s = o.Set("host_bytes", host_bytes);
+  if (s.ok() && !nvme_bytes.empty()) s = o.Set("nvme_bytes", nvme_bytes);
+  if (!s.ok()) return Fail(s);
+  if (!o.remote.empty()) return Fail(kvt::Status::InvalidArgument("kvtierd's own store cannot have a remote tier"));
+
+  // Signals are caught from here on: a SIGTERM while the store opens still shuts down cleanly.
+  boost::asio::io_context sig_ctx;
+  boost::asio::signal_set signals(sig_ctx, SIGINT, SIGTERM);
+  auto store = kvt::Store::Open(o);
+  if (!store.ok()) return Fail(store.status());
+  so.listen = listen;
+  so.auth_secret = secret;
+  auto server = kvt::Server::Start(store->get(), so);
+  if (!server.ok()) return Fail(server.status());
+  std::fprintf(stderr, "kvtierd: serving %s on port %u%s\n", dir.c_str(), (*server)->port(),
+               secret.empty() ? " (no authentication: loopback only)" : " (authenticated)");
+  if (!port_file.empty()) {
+    std::ofstream pf(port_file + ".tmp");
+    pf << (*server)->port() << "\n";
+    pf.close();
+    std::rename((port_file + ".tmp").c_str(), port_file.c_str());
+  }
+
+  int got = 0;
+  signals.async_wait([&](const boost::system::error_code&, int sig) { got = sig; });
+  sig_ctx.run();
+  std::fprintf(stderr, "kvtierd: signal %d: shutting down\n", got);
+  (*server)->Stop();
+  server->reset();
+  s = (*store)->Flush();
+  store->reset();
+  if (!s.ok()) return Fail(s.WithContext("flush at shutdown"));
+  std::fprintf(stderr, "kvtierd: store flushed, bye\n");
+  return 0;
+}

@@ -1,0 +1,302 @@
+#include "tools/kvtierd/server.h"
+
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include <boost/asio.hpp>
+
+#include "base/log.h"
+#include "base/units.h"
+
+namespace kvt {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
+}  // namespace
+
+// One io_context per thread, each connection pinned to one of them (round robin): a connection's
+// handlers then run on one thread in order, without strands or cross-thread wake-ups.
+struct Server::Impl {
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<asio::io_context>> ctxs;
+  std::vector<Guard> work;
+  std::optional<tcp::acceptor> acceptor;  // on ctxs[0]
+  size_t next = 0;                        // the context of the next connection
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::unordered_set<std::shared_ptr<Connection>> conns;  // GUARDED_BY(mu)
+  bool stopping = false;                                  // GUARDED_BY(mu)
+};
+
+// One client. Every handler runs on its io_context's single thread, so the session needs no lock.
+class Server::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server* srv, tcp::socket sock)
+      : srv_(srv),
+        sock_(std::move(sock)),
+        timer_(sock_.get_executor()),
+        session_(srv->store_, srv->session_cfg_, &srv->sessions_),
+        buf_(256u << 10) {}
+
+  void Start() {
+    last_progress_ = Clock::now();
+    DoRead();
+    ArmTimer();
+  }
+
+  tcp::socket::executor_type executor() { return sock_.get_executor(); }
+
+  // From any thread.
+  void Close() {
+    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
+  }
+
+ private:
+  void DoRead() {
+    if (reading_ || closed_ || !session_.WantsInput()) return;
+    reading_ = true;
+    sock_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](const error_code& ec,
+                                                                          size_t n) {
+      self->reading_ = false;
+      if (ec) return self->CloseNow();
+      const bool was_mid = self->session_.mid_frame();
+      const uint64_t frames = self->session_.frames_handled();
+      self->session_.Consume({self->buf_.data(), n});
+      self->last_progress_ = Clock::now();
+      // The partial-frame clock starts when a frame begins, not at each byte of it.
+      if (self->session_.mid_frame() && (!was_mid || self->session_.frames_handled() != frames)) {
+        self->frame_start_ = self->last_progress_;
+      }
+      self->DoWrite();
+      self->DoRead();
+    });
+  }
+
+  void DoWrite() {
+    if (writing_ || closed_) return;
+    if (session_.output_bytes() == 0) {
+      if (session_.closing()) CloseNow();
+      return;
+    }
+    writing_ = true;
+    std::vector<asio::const_buffer> seq;
+    for (auto s : session_.Output()) seq.emplace_back(s.data(), s.size());
+    asio::async_write(sock_, seq, [self = shared_from_this()](const error_code& ec, size_t n) {
+      self->writing_ = false;
+      if (ec) return self->CloseNow();
+      self->last_progress_ = self->last_write_ = Clock::now();
+      self->session_.Advance(n);
+      self->DoWrite();
+      self->DoRead();  // output drained below the limits: read again
+    });
+  }
+
+  void ArmTimer() {
+    const auto period = std::clamp(std::min(srv_->opts_.idle_timeout, srv_->opts_.frame_timeout) / 4,
+                                   std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    timer_.expires_after(period);
+    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (ec || self->closed_) return;
+      const auto now = Clock::now();
+      const auto& o = self->srv_->opts_;
+      // Mid-frame with nothing left to send: the server waits on the client's bytes. (Input
+      // queued behind a long streamed answer is not a stalled frame; its clock starts when the
+      // answer is sent.)
+      const auto frame_clock = std::max(self->frame_start_, self->last_write_);
+      if (self->session_.mid_frame() && !self->writing_ && self->session_.output_bytes() == 0 &&
+          now - frame_clock > o.frame_timeout) {
+        Add(self->srv_->counters_.frame_timeouts);
+        return self->CloseNow();
+      }
+      if (self->writing_ && now - self->last_progress_ > o.frame_timeout) {
+        Add(self->srv_->counters_.frame_timeouts);  // the client does not read its answers
+        return self->CloseNow();
+      }
+      if (!self->writing_ && !self->session_.mid_frame() &&
+          now - self->last_progress_ > o.idle_timeout) {
+        Add(self->srv_->counters_.idle_timeouts);
+        return self->CloseNow();
+      }
+      self->ArmTimer();
+    });
+  }
+
+  void CloseNow() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ignored;
+    sock_.shutdown(tcp::socket::shutdown_both, ignored);
+    sock_.close(ignored);
+    timer_.cancel();
+    Add(srv_->counters_.closed);
+    srv_->counters_.active.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> l(srv_->impl_->mu);
+    srv_->impl_->conns.erase(shared_from_this());
+  }
+
+  Server* srv_;
+  tcp::socket sock_;
+  asio::steady_timer timer_;
+  ServerSession session_;
+  std::vector<uint8_t> buf_;
+  bool reading_ = false, writing_ = false, closed_ = false;
+  Clock::time_point last_progress_, frame_start_, last_write_;
+};
+
+Status SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    return Status::InvalidArgument("'" + s + "' is not HOST:PORT");
+  }
+  *host = s.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  auto p = ParseUint(s.substr(colon + 1));
+  if (!p.ok() || *p > 65535) return Status::InvalidArgument("'" + s + "' has no valid port");
+  *port = static_cast<uint16_t>(*p);
+  return Status::Ok();
+}
+
+Server::Server(Store* store, const ServerOptions& o)
+    : store_(store), opts_(o), impl_(std::make_unique<Impl>()) {
+  session_cfg_.auth_secret = o.auth_secret;
+  session_cfg_.limits = o.limits;
+  session_cfg_.out_high_water = o.out_high_water;
+  session_cfg_.metrics = [this] { return Metrics(); };
+}
+
+Server::~Server() { Stop(); }
+
+StatusOr<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOptions& o) {
+  std::string host;
+  uint16_t port = 0;
+  KVT_RETURN_IF_ERROR(SplitHostPort(o.listen, &host, &port));
+  error_code ec;
+  const asio::ip::address addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    return Status::InvalidArgument("listen address '" + host + "' is not an IP address");
+  }
+  if (!addr.is_loopback() && o.auth_secret.empty()) {
+    return Status::InvalidArgument("refusing to listen on non-loopback " + host +
+                                   " without an auth secret (--auth-secret-file)");
+  }
+  std::unique_ptr<Server> s(new Server(store, o));
+  Impl& im = *s->impl_;
+  for (int i = 0; i < std::max(1, o.threads); ++i) {
+    im.ctxs.push_back(std::make_unique<asio::io_context>(1));
+    im.work.emplace_back(im.ctxs.back()->get_executor());
+  }
+  im.acceptor.emplace(*im.ctxs[0]);
+  tcp::acceptor& acc = *im.acceptor;
+  const tcp::endpoint ep(addr, port);
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::Unavailable("listen on " + o.listen + ": " + ec.message());
+  s->port_ = acc.local_endpoint().port();
+  s->Accept();
+  for (auto& ctx : im.ctxs) im.threads.emplace_back([c = ctx.get()] { c->run(); });
+  return s;
+}
+
+void Server::Accept() {
+  asio::io_context& target = *impl_->ctxs[impl_->next++ % impl_->ctxs.size()];
+  impl_->acceptor->async_accept(target, [this](const error_code& ec, tcp::socket sock) {
+        if (ec == asio::error::operation_aborted || !impl_->acceptor->is_open()) return;
+        if (!ec) {
+          Add(counters_.accepted);
+          if (counters_.active.load(std::memory_order_relaxed) >= opts_.max_connections) {
+            // Over the limit: say why (BUSY), then close.
+            Add(counters_.rejected_limit);
+            auto frame = std::make_shared<std::vector<uint8_t>>();
+            const std::string msg = "kvtierd: connection limit reached";
+            wire::AppendFrame({wire::kProtocolError, static_cast<uint8_t>(Code::kBusy),
+                               wire::kFlagEnd, 0, 0},
+                              {reinterpret_cast<const uint8_t*>(msg.data()), msg.size()},
+                              frame.get());
+            auto s = std::make_shared<tcp::socket>(std::move(sock));
+            asio::async_write(*s, asio::buffer(*frame), [s, frame](const error_code&, size_t) {
+              error_code ignored;
+              s->close(ignored);
+            });
+          } else {
+            error_code ignored;
+            sock.set_option(tcp::no_delay(true), ignored);
+            auto c = std::make_shared<Connection>(this, std::move(sock));
+            bool started = false;
+            {
+              std::lock_guard<std::mutex> l(impl_->mu);
+              if (!impl_->stopping) {
+                impl_->conns.insert(c);
+                counters_.active.fetch_add(1, std::memory_order_relaxed);
+                started = true;
+              }
+            }
+            if (started) asio::post(c->executor(), [c] { c->Start(); });
+          }
+        } else {
+          KVT_LOG(kWarn, "kvtierd: accept failed: " + ec.message());
+        }
+        Accept();
+      });
+}
+
+void Server::Stop() {
+  if (impl_->work.empty()) return;
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->stopping = true;
+    conns.assign(impl_->conns.begin(), impl_->conns.end());
+  }
+  asio::post(*impl_->ctxs[0], [this] {
+    error_code ignored;
+    impl_->acceptor->close(ignored);
+  });
+  for (auto& c : conns) c->Close();
+  conns.clear();
+  impl_->work.clear();  // the threads return once every handler has run
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+std::string Server::Metrics() const {
+  std::string out = StatsToPrometheus(store_->StatsJson());
+  auto line = [&](const char* name, const std::atomic<uint64_t>& c) {
+    out += std::string("kvtierd_") + name + " " +
+           std::to_string(c.load(std::memory_order_relaxed)) + "\n";
+  };
+  line("connections_accepted", counters_.accepted);
+  line("connections_rejected_limit", counters_.rejected_limit);
+  line("connections_active", counters_.active);
+  line("connections_closed", counters_.closed);
+  line("idle_timeouts", counters_.idle_timeouts);
+  line("frame_timeouts", counters_.frame_timeouts);
+  line("frames_in", sessions_.frames_in);
+  line("frames_out", sessions_.frames_out);
+  line("bytes_in", sessions_.bytes_in);
+  line("bytes_out", sessions_.bytes_out);
+  line("protocol_errors", sessions_.protocol_errors);
+  line("request_errors", sessions_.request_errors);
+  line("auth_ok", sessions_.auth_ok);
+  line("auth_failures", sessions_.auth_failures);
+  line("lookups", sessions_.lookups);
+  line("gets", sessions_.gets);
+  line("puts", sessions_.puts);
+  line("drops", sessions_.drops);
+  line("stats_requests", sessions_.stats);
+  line("blocks_sent", sessions_.blocks_sent);
+  line("blocks_missing", sessions_.blocks_missing);
+  line("blocks_received", sessions_.blocks_received);
+  return out;
+}
+
+}  // namespace kvt

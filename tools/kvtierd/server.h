@@ -1,0 +1,75 @@
+// Server: kvtierd's network side. A Boost.Asio acceptor and one Connection per client, each
+// running its ServerSession (src/server_session.h) on one of a few single-threaded io_contexts; the Store
+// is the caller's and must outlive the server.
+//
+// Defences: a connection limit (one over it gets a BUSY error frame and is closed), an idle timeout
+// (no request in flight and nothing received), a partial-frame timeout (a frame begun but not
+// finished, or output the client does not read), the session's own limits on every length, and
+// authentication before any other request when a secret is set.
+//
+// Thread safety: Start/Stop from one thread; Metrics and counters from any.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "src/server_session.h"
+#include "src/store.h"
+
+namespace kvt {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one (see port())
+  std::string auth_secret;              // required for a non-loopback address
+  size_t max_connections = 256;
+  std::chrono::milliseconds idle_timeout{300'000};
+  std::chrono::milliseconds frame_timeout{10'000};
+  int threads = 2;
+  wire::Limits limits;
+  size_t out_high_water = 8u << 20;
+};
+
+struct ServerCounters {
+  std::atomic<uint64_t> accepted{0}, rejected_limit{0}, active{0};
+  std::atomic<uint64_t> idle_timeouts{0}, frame_timeouts{0}, closed{0};
+};
+
+class Server {
+ public:
+  // Binds and starts serving. InvalidArgument: a bad address, or a non-loopback one without a
+  // secret. Unavailable: the address cannot be bound.
+  static StatusOr<std::unique_ptr<Server>> Start(Store* store, const ServerOptions& o);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const { return port_; }
+  // Stops accepting, closes every connection and waits for the threads. Idempotent.
+  void Stop();
+  // The store's stats and the server's counters, Prometheus text.
+  std::string Metrics() const;
+  const SessionCounters& session_counters() const { return sessions_; }
+  const ServerCounters& counters() const { return counters_; }
+
+ private:
+  struct Impl;
+  class Connection;
+  Server(Store* store, const ServerOptions& o);
+  void Accept();
+
+  Store* store_;
+  ServerOptions opts_;
+  SessionConfig session_cfg_;
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+  SessionCounters sessions_;
+  ServerCounters counters_;
+};
+
+// Splits "host:port" ("[v6]:port" too). InvalidArgument names the problem.
+Status SplitHostPort(const std::string& s, std::string* host, uint16_t* port);
+
+}  // namespace kvt
