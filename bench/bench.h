@@ -8,10 +8,10 @@
 //   baselines.cc     one file per block; RocksDB values in blob files
 //   trace_replay.cc  a conversation trace replayed with real bytes through Store
 //   report.cc        the table and the JSON
+//   net_paths.cc     the remote tier (kvtierd over loopback) next to plain loopback TCP
 //   util.cc          timing, threads, buffers, disk space, machine description
-// Network (loopback TCP limit and the remote tier) and GPU (pinned cudaMemcpyAsync) paths belong
-// beside limits.cc / engine_paths.cc as net_paths.cc / gpu_paths.cc when those tiers land; they
-// only need to return Tests (below) for the runner.
+// GPU paths (pinned cudaMemcpyAsync, store prefetch into HBM) are measured by tests/gpu/run.sh
+// (kvtier-hbm-bench) on a GPU machine; a gpu_paths.cc here would only need to return Tests.
 #pragma once
 
 #include <cmath>
@@ -123,6 +123,8 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
                       TestSet* set);
 Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
                         const std::string& dir, TestSet* set);
+// The remote tier over loopback TCP and plain loopback TCP, one call per round (net_paths.cc).
+Status AddNetTests(const Config& c, uint64_t block, const std::string& dir, TestSet* set);
 // Size-independent: prefix lookups of long chains (host- and NVMe-resident).
 Status AddLookupTests(const Config& c, const std::string& dir, TestSet* set);
 // The mixed run: a trace replayed through Store with real bytes.

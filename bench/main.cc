@@ -211,7 +211,9 @@ std::vector<std::string> Notes(const Config& c) {
       "O_DIRECT, on the device when Write returns. Compare durability-equal paths with the "
       "*_durable rows.",
       "Limits: memcpy (one thread), raw io_uring O_DIRECT loop on one preallocated file in the "
-      "same directory; no loopback TCP or GPU limit yet (those tiers are not in this build).",
+      "same directory; one loopback TCP socket for the net/ rows (the remote tier talks to a "
+      "kvtierd node in the same process over 127.0.0.1). GPU paths are measured by "
+      "tests/gpu/run.sh on a GPU machine.",
   };
 }
 
@@ -266,6 +268,8 @@ int Main(int argc, char** argv) {
       if (s.ok()) s = AddLimitTests(c, *src, block, dir, &set);
       if (s.ok()) s = AddEngineTests(c, *src, block, dir, &set);
       if (s.ok()) s = AddBaselineTests(c, *src, block, dir, &set);
+      // Quick runs measure the network at their largest size only (each round starts a node).
+      if (s.ok() && (!c.quick || block == c.sizes.back())) s = AddNetTests(c, block, dir, &set);
       if (!s.ok()) return fail(s.WithContext("setting up " + HumanSize(block) + " blocks"));
       FilterTests(c.only, &set.tests);
       std::fprintf(stderr, " %zu tests x %d rounds...", set.tests.size(), c.rounds);
