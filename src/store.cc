@@ -37,6 +37,8 @@ void NvmeStatsJson(const NvmeStats& n, nlohmann::json* out) {
   j["checksum_failures"] = n.checksum_failures;
   j["io_errors"] = n.io_errors;
   j["no_space"] = n.no_space;
+  j["flushes"] = n.flushes;
+  j["flush_syncs"] = n.flush_syncs;
   j["segments_reclaimed"] = n.segments_reclaimed;
   j["evictions"] = n.blocks_evicted;
   j["stale_swept"] = n.stale_swept;
