@@ -272,7 +272,7 @@ Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& p
   BlockMeta m;
   Tier where = Tier::kHost;
   // A lookup is not a use: routers probe many nodes and engines look up more than they load, so
-  // only a get, put or prefetch touches a block for eviction. The simulator relies on the same rule.
+  // only a get, put or prefetch touches a block for eviction (kvtier-sim relies on the same rule).
   if (hbm_ && hbm_->Lookup(ns.id, key, &m, /*touch=*/false)) {
     where = Tier::kHbm;  // the fastest tier holding it
   } else if (!host_->Lookup(ns.id, key, &m, /*touch=*/false)) {

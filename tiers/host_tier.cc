@@ -85,7 +85,8 @@ Status HostTier::PutFilled(BlockMeta meta, const Filler& fill, bool* filled, Pin
       if (victim == kNoEntry) {
         TierCounters::Add(counters_.rejections);
         return Status::Busy("host tier full (" + std::to_string(index_->size()) +
-                            " blocks) and every block is pinned (reads, prefetches or puts in flight)");
+                            " blocks) and every block is pinned (reads, prefetches or puts in "
+                            "flight)");
       }
       TierCounters::Add(counters_.evictions);
       if (!sink_) {

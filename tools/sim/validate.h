@@ -1,8 +1,9 @@
-// Validate: checks the simulator against the real engine. The first requests of a trace are replayed
-// through a real Store (host tier, and an NVMe tier when configured) with real payload bytes, in
-// lockstep with the metadata-only Simulator on the same configuration. Before each request both
-// locate every block of it; the two must name the same tier (or both a miss) for every block of
-// every request. Every block the store serves is compared byte for byte with the bytes put.
+// Validate: checks the simulator against the real engine. The first requests of a trace are
+// replayed through a real Store (host tier, and an NVMe tier when configured) with real payload
+// bytes, in lockstep with the metadata-only Simulator on the same configuration. Before each
+// request both locate every block of it; the two must name the same tier (or both a miss) for
+// every block of every request. Every block the store serves is compared byte for byte with the
+// bytes put.
 //
 // The store replay follows the simulator's request model (simulator.h): look up every block first,
 // then use the blocks in order: a prefix hit is loaded (Store::Get: a touch in host, a promotion
