@@ -5,12 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/counter.h"
 #include "io/aligned_buffer.h"
 
 namespace kvt {
 namespace {
-
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
 
 // NVMe reads one prefetch job keeps in flight (threads, each with its own ring).
 constexpr size_t kNvmeReaders = 4;

@@ -4,25 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/counter.h"
 #include "io/wire_auth.h"
 
 namespace kvt {
 namespace {
 
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
-
 uint8_t Resp(wire::Op op) { return static_cast<uint8_t>(op) | wire::kResponseBit; }
-
-wire::BlockInfo InfoOf(const BlockMeta& m) {
-  wire::BlockInfo b;
-  b.key = m.key;
-  b.parent = m.parent;
-  b.tokens_digest = m.tokens_digest;
-  b.has_tokens = m.has_tokens;
-  b.payload_bytes = m.payload_bytes;
-  b.checksum = m.checksum;
-  return b;
-}
 
 constexpr size_t kMaxCachedNamespaces = 64;
 constexpr uint32_t kMaxHandshakeBody = 256;
@@ -216,7 +204,7 @@ Status ServerSession::HandleLookup(const wire::FrameHeader& h, std::span<const u
     BlockMeta m;
     if (store_->PeekLocal(ns, req.keys[i], &m)) {
       entries[i].present = true;
-      entries[i].info = InfoOf(m);
+      entries[i].info = ToBlockInfo(m);
     }
   }
   Send(Resp(wire::Op::kLookup), h.request_id, wire::EncodeLookupResponse(entries));
@@ -242,7 +230,7 @@ void ServerSession::ContinueGet() {
     PinnedBlock b;
     if (store_->PinLocal(g.ns, g.keys[i], &b)) {
       head.present = true;
-      head.info = InfoOf(b.meta);
+      head.info = ToBlockInfo(b.meta);
       item.pin = b;
       item.ext = b.data;
       item.ext_len = b.meta.payload_bytes;
@@ -268,15 +256,7 @@ Status ServerSession::HandlePut(const wire::FrameHeader& h, std::span<const uint
   wire::PutRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodePut(body, cfg_.limits, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
-  BlockMeta m;
-  m.ns = ns;
-  m.key = req.info.key;
-  m.parent = req.info.parent;
-  m.tokens_digest = req.info.tokens_digest;
-  m.has_tokens = req.info.has_tokens;
-  m.payload_bytes = req.info.payload_bytes;
-  m.checksum = req.info.checksum;
-  KVT_RETURN_IF_ERROR(store_->PutFromPeer(m, req.payload.data()));
+  KVT_RETURN_IF_ERROR(store_->PutFromPeer(ToBlockMeta(ns, req.info), req.payload.data()));
   Add(counters_->blocks_received);
   Send(Resp(wire::Op::kPut), h.request_id, {});
   return Status::Ok();

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "base/units.h"
 
@@ -21,7 +22,6 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr const char* kFormatFile = "KVTIER_FORMAT";
 
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
 
 void NvmeStatsJson(const NvmeStats& n, nlohmann::json* out) {
   auto& j = *out;
@@ -281,8 +281,8 @@ Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& p
   }
   if (m.parent != parent || (digest != nullptr && m.has_tokens && m.tokens_digest != *digest)) {
     Add(counters_.collisions);
-    if (where == Tier::kHost) TierCounters::Add(host_->counters().collisions);
-    if (where == Tier::kHbm) TierCounters::Add(hbm_->counters().collisions);
+    if (where == Tier::kHost) Add(host_->counters().collisions);
+    if (where == Tier::kHbm) Add(hbm_->counters().collisions);
     return Tier::kNone;
   }
   if (digest != nullptr && !m.has_tokens) Add(counters_.unverified_hits);

@@ -3,17 +3,12 @@
 // the core movement host <-> NVMe reads on its own.
 #include <nlohmann/json.hpp>
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "io/aligned_buffer.h"
 #include "src/store.h"
 
 namespace kvt {
-namespace {
-
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
-
-}  // namespace
-
 Status Store::StartHbmAndPrefetch() {
   if (opts_.hbm_bytes > 0) {
     device_ = OpenDeviceMemory(/*force_emulated=*/false);

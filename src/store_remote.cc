@@ -3,39 +3,11 @@
 // store.cc so that the local tiers' code stays readable on its own.
 #include <cstring>
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "src/store.h"
 
 namespace kvt {
-namespace {
-
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
-
-BlockMeta ToMeta(uint64_t ns, const wire::BlockInfo& b) {
-  BlockMeta m;
-  m.ns = ns;
-  m.key = b.key;
-  m.parent = b.parent;
-  m.tokens_digest = b.tokens_digest;
-  m.has_tokens = b.has_tokens;
-  m.payload_bytes = b.payload_bytes;
-  m.checksum = b.checksum;
-  return m;
-}
-
-wire::BlockInfo ToInfo(const BlockMeta& m) {
-  wire::BlockInfo b;
-  b.key = m.key;
-  b.parent = m.parent;
-  b.tokens_digest = m.tokens_digest;
-  b.has_tokens = m.has_tokens;
-  b.payload_bytes = m.payload_bytes;
-  b.checksum = m.checksum;
-  return b;
-}
-
-}  // namespace
-
 // --- client side ---------------------------------------------------------------------------------
 
 Status Store::OpenRemote() {
@@ -90,7 +62,7 @@ Status Store::RemoteFetch(const NamespaceInfo& ns, std::span<const Hash128> keys
     // The payload goes from the socket straight into the new host slot; a checksum failure
     // releases the slot, so nothing unverified is ever visible.
     Status ps = host_->PutFilled(
-        ToMeta(ns.id, b), [&](uint8_t* dst, BlockMeta*) { return p->Read(dst); }, &filled);
+        ToBlockMeta(ns.id, b), [&](uint8_t* dst, BlockMeta*) { return p->Read(dst); }, &filled);
     if (ps.ok()) {
       (*got)[i] = true;
       Add(counters_.remote_fetches);
@@ -130,7 +102,7 @@ Status Store::RemotePut(const NamespaceInfo& ns, const Hash128& key) {
   PinnedBlock b;
   // Evicted already: nothing to send. Sending a copy is not a use (no touch).
   if (!host_->Pin(ns.id, key, &b, /*touch=*/false)) return Status::Ok();
-  Status s = remote_->Put(ns.encoding, ToInfo(b.meta), b.data);
+  Status s = remote_->Put(ns.encoding, ToBlockInfo(b.meta), b.data);
   host_->Unpin(b);
   Add(s.ok() ? counters_.remote_puts : counters_.remote_put_failures);
   return s.WithContext("stored locally; remote write");

@@ -102,7 +102,7 @@ bool HbmTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touch
 StatusOr<HbmBlock> HbmTier::Reserve(const BlockMeta& meta) {
   std::unique_lock<std::mutex> l(mu_);
   if (Status s = ConfigureLocked(meta.payload_bytes); !s.ok()) {
-    TierCounters::Add(counters_.rejections);
+    Add(counters_.rejections);
     return s;
   }
   while (free_.empty()) {
@@ -110,11 +110,11 @@ StatusOr<HbmBlock> HbmTier::Reserve(const BlockMeta& meta) {
       return pins_[static_cast<uint32_t>(e.slot)] == 0;
     });
     if (victim == kNoEntry) {
-      TierCounters::Add(counters_.rejections);
+      Add(counters_.rejections);
       return Status::Busy("HBM tier full (" + std::to_string(index_->size()) +
                           " blocks) and every slot is pinned by a transfer or reader in flight");
     }
-    TierCounters::Add(counters_.evictions);
+    Add(counters_.evictions);
     const BlockMeta vmeta = index_->Get(victim).meta;
     const uint32_t vslot = static_cast<uint32_t>(index_->Get(victim).slot);
     if (!sink_) {
@@ -144,13 +144,13 @@ void HbmTier::Publish(const HbmBlock& b) {
   if (existing != kNoEntry) {
     // Replace even an identical block: the caller may already be reading its own slot.
     if (SameIdentity(index_->Get(existing).meta, b.meta)) {
-      TierCounters::Add(counters_.duplicate_puts);
+      Add(counters_.duplicate_puts);
     }
     DropEntryLocked(existing, false);
   }
   index_->Insert(b.meta, b.slot, slot_bytes_);
-  TierCounters::Add(counters_.inserts);
-  TierCounters::Add(counters_.bytes_in, b.meta.payload_bytes);
+  Add(counters_.inserts);
+  Add(counters_.bytes_in, b.meta.payload_bytes);
 }
 
 void HbmTier::Abandon(const HbmBlock& b) {
@@ -198,7 +198,7 @@ Status HbmTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byte
                      BlockMeta* meta) {
   HbmBlock b;
   if (!Pin(ns, key, &b)) {
-    TierCounters::Add(counters_.misses);
+    Add(counters_.misses);
     return Status::NotFound("block not in HBM tier");
   }
   Status st;
@@ -215,8 +215,8 @@ Status HbmTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byte
   }
   Unpin(b);
   if (!st.ok()) return st;
-  TierCounters::Add(counters_.hits);
-  TierCounters::Add(counters_.bytes_out, dst_bytes);
+  Add(counters_.hits);
+  Add(counters_.bytes_out, dst_bytes);
   if (meta != nullptr) *meta = b.meta;
   return Status::Ok();
 }
@@ -226,7 +226,7 @@ Status HbmTier::Remove(uint64_t ns, const Hash128& key) {
   EntryId id = index_->Find(ns, key);
   if (id == kNoEntry) return Status::NotFound("block not in HBM tier");
   DropEntryLocked(id, false);
-  TierCounters::Add(counters_.removals);
+  Add(counters_.removals);
   return Status::Ok();
 }
 
@@ -234,7 +234,7 @@ size_t HbmTier::DropNamespace(uint64_t ns) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<EntryId> ids = index_->EntriesOf(ns);
   for (EntryId id : ids) DropEntryLocked(id, false);
-  TierCounters::Add(counters_.removals, ids.size());
+  Add(counters_.removals, ids.size());
   return ids.size();
 }
 

@@ -66,11 +66,11 @@ Status HostTier::PutFilled(BlockMeta meta, const Filler& fill, bool* filled, Pin
     if (existing != kNoEntry && SameIdentity(index_->Get(existing).meta, meta)) {
       index_->Touch(existing);
       if (pin != nullptr) PinLocked(existing, pin);
-      TierCounters::Add(counters_.duplicate_puts);
+      Add(counters_.duplicate_puts);
       return Status::Ok();
     }
     if (!pool_->Fits(bytes)) {
-      TierCounters::Add(counters_.rejections);
+      Add(counters_.rejections);
       return Status::NoSpace("a block of " + std::to_string(bytes) +
                              " bytes does not fit in the host tier at all");
     }
@@ -83,12 +83,12 @@ Status HostTier::PutFilled(BlockMeta meta, const Filler& fill, bool* filled, Pin
       EntryId victim =
           index_->PickVictim([&](const TierIndex::Entry& e) { return !pool_->IsPinned(e.slot); });
       if (victim == kNoEntry) {
-        TierCounters::Add(counters_.rejections);
+        Add(counters_.rejections);
         return Status::Busy("host tier full (" + std::to_string(index_->size()) +
                             " blocks) and every block is pinned (reads, prefetches or puts in "
                             "flight)");
       }
-      TierCounters::Add(counters_.evictions);
+      Add(counters_.evictions);
       if (!sink_) {
         DropEntryLocked(victim, true);
         continue;
@@ -119,15 +119,15 @@ Status HostTier::PutFilled(BlockMeta meta, const Filler& fill, bool* filled, Pin
       // Another thread stored the same block meanwhile.
       pool_->Release(slot);
       if (pin != nullptr) PinLocked(existing, pin);
-      TierCounters::Add(counters_.duplicate_puts);
+      Add(counters_.duplicate_puts);
       return Status::Ok();
     }
     DropEntryLocked(existing, false);  // a different block under this key: replace it
   }
   EntryId id = index_->Insert(meta, slot, AlignUp(bytes, AlignedBuffer::kPage));
   if (pin != nullptr) PinLocked(id, pin);
-  TierCounters::Add(counters_.inserts);
-  TierCounters::Add(counters_.bytes_in, bytes);
+  Add(counters_.inserts);
+  Add(counters_.bytes_in, bytes);
   return Status::Ok();
 }
 
@@ -138,7 +138,7 @@ Status HostTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byt
     std::lock_guard<std::mutex> l(mu_);
     EntryId id = index_->Find(ns, key);
     if (id == kNoEntry) {
-      TierCounters::Add(counters_.misses);
+      Add(counters_.misses);
       return Status::NotFound("block not in host tier");
     }
     const TierIndex::Entry& e = index_->Get(id);
@@ -158,14 +158,14 @@ Status HostTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byt
   std::lock_guard<std::mutex> l(mu_);
   pool_->Unpin(b.slot);
   if (bad) {
-    TierCounters::Add(counters_.checksum_failures);
-    TierCounters::Add(counters_.misses);
+    Add(counters_.checksum_failures);
+    Add(counters_.misses);
     EntryId id = index_->Find(ns, key);
     if (id != kNoEntry && index_->Get(id).slot == b.slot) DropEntryLocked(id, false);
     return Status::NotFound("host tier block failed its checksum and was dropped");
   }
-  TierCounters::Add(counters_.hits);
-  TierCounters::Add(counters_.bytes_out, dst_bytes);
+  Add(counters_.hits);
+  Add(counters_.bytes_out, dst_bytes);
   if (meta != nullptr) *meta = b.meta;
   return Status::Ok();
 }
@@ -198,7 +198,7 @@ Status HostTier::Remove(uint64_t ns, const Hash128& key) {
   EntryId id = index_->Find(ns, key);
   if (id == kNoEntry) return Status::NotFound("block not in host tier");
   DropEntryLocked(id, false);
-  TierCounters::Add(counters_.removals);
+  Add(counters_.removals);
   return Status::Ok();
 }
 
@@ -206,7 +206,7 @@ size_t HostTier::DropNamespace(uint64_t ns) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<EntryId> ids = index_->EntriesOf(ns);
   for (EntryId id : ids) DropEntryLocked(id, false);
-  TierCounters::Add(counters_.removals, ids.size());
+  Add(counters_.removals, ids.size());
   return ids.size();
 }
 

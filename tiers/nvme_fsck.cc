@@ -127,7 +127,7 @@ NvmeFsckReport NvmeTier::Fsck(bool repair) {
     auto n = index_->EraseIfAt(drop);
     if (n.ok()) r.dropped = *n;
     if (!n.ok()) problem("repair: " + n.status().ToString());
-    Bump(c_->checksum_failures, r.entries_bad);
+    Add(c_->checksum_failures, r.entries_bad);
   }
   return r;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/counter.h"
 #include "io/aligned_buffer.h"
 #include "io/file_io.h"
 #include "tiers/nvme_tier.h"
@@ -68,10 +69,6 @@ struct NvmeTier::Counters {
   std::atomic<uint64_t> segments_created{0};
   std::atomic<uint64_t> flushes{0}, flush_syncs{0};
 };
-
-inline void Bump(std::atomic<uint64_t>& c, uint64_t v = 1) {
-  c.fetch_add(v, std::memory_order_relaxed);
-}
 
 // Borrows an IoContext from the tier's pool for the scope of one call.
 class NvmeTier::IoLease {

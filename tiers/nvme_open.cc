@@ -186,7 +186,7 @@ Status NvmeTier::OpenSegments() {
     KVT_ASSIGN_OR_RETURN(s.fd, OpenSegmentFile(id, /*create=*/false));
     s.fd_raw = s.fd.get();
     s.state = NvmeSegmentInfo::State::kFree;
-    Bump(c_->segments_created);
+    Add(c_->segments_created);
     struct stat st;
     if (::fstat(s.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) < opts_.segment_bytes) {
       std::string m = SegmentFileName(id) + " is " + std::to_string(st.st_size) +
@@ -252,8 +252,8 @@ Status NvmeTier::LoadIndex() {
   KVT_RETURN_IF_ERROR(scan);
   if (!opts_.read_only && !sweep.empty()) {
     KVT_RETURN_IF_ERROR(index_->EraseFromDisk(sweep));
-    Bump(c_->stale_swept, sweep.size() - corrupt);
-    Bump(c_->checksum_failures, corrupt);
+    Add(c_->stale_swept, sweep.size() - corrupt);
+    Add(c_->checksum_failures, corrupt);
     if (corrupt > 0) {
       load_problems_.push_back(std::to_string(corrupt) +
                                " index entries named segments whose header is corrupt; dropped");

@@ -65,7 +65,7 @@ Status NvmeTier::OpenNextSegmentLocked(IoContext& ctx, std::unique_lock<std::mut
     if (created.status().code() != Code::kNoSpace) return created.status();
     // The file system is full below our budget: live within the segments we have.
     disk_full_ = true;
-    Bump(c_->no_space);
+    Add(c_->no_space);
     KVT_LOG(kWarn, "NVMe tier: file system full; continuing within " +
                        std::to_string(num_segments_ - absent_.size()) +
                        " segments: " + created.status().ToString());
@@ -94,7 +94,7 @@ StatusOr<uint32_t> NvmeTier::CreateSegmentLocked(IoContext& ctx) {
   s.fd = std::move(fd);
   s.fd_raw = s.fd.get();
   s.state = NvmeSegmentInfo::State::kFree;
-  Bump(c_->segments_created);
+  Add(c_->segments_created);
   return id;
 }
 
@@ -114,7 +114,7 @@ Status NvmeTier::StartSegmentLocked(IoContext& ctx, uint32_t id) {
   EncodeSegmentHeader(h, block);
   IoRequest r = IoRequest::Write(s.fd_raw.load(), block, kSegmentHeaderBytes, 0);
   Status st = ctx.io->Execute({&r, 1});
-  Bump(c_->bytes_written, r.bytes_done);
+  Add(c_->bytes_written, r.bytes_done);
   // Durable before records of this generation can be indexed, so that a reopen classifies the
   // segment's entries by the right generation.
   if (st.ok()) st = ctx.io->Fdatasync(s.fd_raw.load());
@@ -123,9 +123,9 @@ Status NvmeTier::StartSegmentLocked(IoContext& ctx, uint32_t id) {
     s.state = NvmeSegmentInfo::State::kFree;
     free_.push_back(id);
     if (st.code() == Code::kNoSpace)
-      Bump(c_->no_space);
+      Add(c_->no_space);
     else
-      Bump(c_->io_errors);
+      Add(c_->io_errors);
     return st.WithContext("start " + SegmentFileName(id));
   }
   s.state = NvmeSegmentInfo::State::kActive;
@@ -184,7 +184,7 @@ Status NvmeTier::ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std
     std::vector<uint64_t> keep_off;
     for (size_t i = 0; i < hot.size(); ++i) {
       bool ok = hold.data() != nullptr && reqs[i].result.ok();
-      if (ok) Bump(c_->bytes_read, reqs[i].bytes_done);
+      if (ok) Add(c_->bytes_read, reqs[i].bytes_done);
       RecordHeader h;
       uint8_t* rec = ok ? hold.data() + hold_off[i] : nullptr;
       ok = ok && DecodeRecordHeader(rec, &h).ok() && h.generation == old_gen && h.ns == hot[i].ns &&
@@ -202,11 +202,11 @@ Status NvmeTier::ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std
   }
 
   auto dropped = index_->EraseIfAt(drop);
-  if (dropped.ok()) Bump(c_->blocks_evicted, *dropped);
+  if (dropped.ok()) Add(c_->blocks_evicted, *dropped);
   // A failed delete leaves entries of old_gen in RocksDB: stale after the bump, swept at open.
 
   KVT_RETURN_IF_ERROR(StartSegmentLocked(ctx, id));
-  Bump(c_->segments_reclaimed);
+  Add(c_->segments_reclaimed);
   if (hot.empty()) return Status::Ok();
 
   // Reinsert: the same bytes under the new generation, compacted at the start of the segment.
@@ -233,9 +233,9 @@ Status NvmeTier::ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std
   (void)ignored;
   s.writes_done.fetch_add(1);
   for (size_t i = 0; i < moved.size(); ++i) {
-    Bump(c_->bytes_written, reqs[i].bytes_done);
+    Add(c_->bytes_written, reqs[i].bytes_done);
     if (!reqs[i].result.ok()) continue;  // the old entry is stale now: a miss, swept lazily
-    if (index_->PutIfAt(moved[i], from[i].loc).ok()) Bump(c_->reinsertions);
+    if (index_->PutIfAt(moved[i], from[i].loc).ok()) Add(c_->reinsertions);
   }
   return Status::Ok();
 }

@@ -55,7 +55,7 @@ void NvmeTier::PrepareContext(IoContext& ctx) {
     return;
   }
   registered_ok_ = false;
-  Bump(c_->register_fallbacks);
+  Add(c_->register_fallbacks);
   if (!register_logged_.exchange(true)) {
     KVT_LOG(kWarn,
             "NVMe tier: registered buffers refused, using plain reads/writes: " + s.ToString());
@@ -157,7 +157,7 @@ Status NvmeTier::WriteBatch(std::span<const NvmeWriteItem> items, std::vector<St
       uint8_t* out = stage + stage_off[i];
       size_t cap = AlignUp(std::max(ZstdBound(n), size_t{n}), kNvmeAlign);
       auto z = ZstdShuffleCompress(it.payload, n, out, cap, opts_.zstd_level);
-      Bump(c_->compress_in, n);
+      Add(c_->compress_in, n);
       // Compression pays only if it saves at least one 4 KiB block on disk.
       if (z.ok() && AlignUp(*z, kNvmeAlign) < AlignUp(n, kNvmeAlign)) {
         p.src = out;
@@ -167,13 +167,13 @@ Status NvmeTier::WriteBatch(std::span<const NvmeWriteItem> items, std::vector<St
       } else if (!IsAligned(it.payload)) {
         std::memcpy(out, it.payload, n);
         p.src = out;
-        Bump(c_->unaligned_copies);
+        Add(c_->unaligned_copies);
       }
-      Bump(c_->compress_out, p.stored);
+      Add(c_->compress_out, p.stored);
     } else if (!IsAligned(it.payload)) {
       std::memcpy(stage + stage_off[i], it.payload, n);
       p.src = stage + stage_off[i];
-      Bump(c_->unaligned_copies);
+      Add(c_->unaligned_copies);
     }
   }
 
@@ -207,12 +207,12 @@ Status NvmeTier::WriteBatch(std::span<const NvmeWriteItem> items, std::vector<St
   for (size_t i = 0; i < prep.size(); ++i) {
     const Prepared& p = prep[i];
     if (p.status.ok()) {
-      Bump(c_->writes);
-      Bump(c_->bytes_in, items[i].meta.payload_bytes);
+      Add(c_->writes);
+      Add(c_->bytes_in, items[i].meta.payload_bytes);
     } else {
-      Bump(c_->write_failures);
-      if (p.status.code() == Code::kNoSpace) Bump(c_->no_space);
-      if (p.status.code() == Code::kIoError) Bump(c_->io_errors);
+      Add(c_->write_failures);
+      if (p.status.code() == Code::kNoSpace) Add(c_->no_space);
+      if (p.status.code() == Code::kIoError) Add(c_->io_errors);
       if (first.ok()) first = p.status;
     }
     if (results != nullptr) (*results)[i] = p.status;
@@ -260,7 +260,7 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
     Prepared& p = *group[i];
     const IoRequest& hr = ctx.reqs[2 * i];
     const IoRequest& pr = ctx.reqs[2 * i + 1];
-    Bump(c_->bytes_written, hr.bytes_done + pr.bytes_done);
+    Add(c_->bytes_written, hr.bytes_done + pr.bytes_done);
     if (!hr.result.ok() || !pr.result.ok()) {
       p.status = !hr.result.ok() ? hr.result : pr.result;
       continue;
@@ -295,7 +295,7 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
 // Lookup and read
 
 bool NvmeTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const {
-  Bump(c_->lookups);
+  Add(c_->lookups);
   NvmeLocation loc;
   if (!index_->Find(ns, key, &loc)) return false;
   if (segs_[loc.segment]->generation.load() != loc.generation) return false;
@@ -313,21 +313,21 @@ bool NvmeTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const {
 
 Status NvmeTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes,
                       BlockMeta* out) {
-  Bump(c_->reads);
+  Add(c_->reads);
   NvmeEntry e;
   e.ns = ns;
   e.key = key;
   if (!index_->Find(ns, key, &e.loc, /*mark_hit=*/true)) {
-    Bump(c_->misses);
+    Add(c_->misses);
     return Status::NotFound("not in the NVMe tier");
   }
   if (segs_[e.loc.segment]->generation.load() != e.loc.generation) {
     // Its segment was reclaimed: stale. Swept here, lazily.
     if (!opts_.read_only) {
       auto n = index_->EraseIfAt({&e, 1});
-      if (n.ok() && *n > 0) Bump(c_->stale_swept, *n);
+      if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
     }
-    Bump(c_->misses);
+    Add(c_->misses);
     return Status::NotFound("NVMe entry is stale (segment reclaimed)");
   }
   if (dst == nullptr || dst_bytes < e.loc.payload_bytes) {
@@ -340,26 +340,26 @@ Status NvmeTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byt
   Status s = ReadRecord(*ctx, e, dst, dst_bytes, out, &v);
   switch (v) {
     case Verdict::kOk:
-      Bump(c_->hits);
-      Bump(c_->bytes_out, e.loc.payload_bytes);
+      Add(c_->hits);
+      Add(c_->bytes_out, e.loc.payload_bytes);
       return Status::Ok();
     case Verdict::kIoError:
-      Bump(c_->io_errors);
+      Add(c_->io_errors);
       // Whatever errno the device gave, a failed read is an I/O error (never "no space").
       return s.code() == Code::kIoError ? s : Status::IoError(s.ToString());
     case Verdict::kCorrupt:
       DropCorrupt(e, s);
-      Bump(c_->misses);
+      Add(c_->misses);
       return Status::NotFound("NVMe record failed verification, dropped: " + s.message());
     case Verdict::kStale:
-      Bump(c_->misses);
+      Add(c_->misses);
       return Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
   }
   return s;
 }
 
 void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
-  Bump(c_->checksum_failures);
+  Add(c_->checksum_failures);
   KVT_LOG(kInfo, "NVMe tier: dropping corrupt record in " + SegmentFileName(e.loc.segment) +
                      " at offset " + std::to_string(e.loc.offset) + ": " + why.ToString());
   if (opts_.read_only) return;
@@ -392,7 +392,7 @@ Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_
   ctx.reqs.push_back(IoRequest::Read(fd, target, read_len, e.loc.offset + kRecordHeaderBytes,
                                      FixedIndex(ctx, target, read_len)));
   Status io = ctx.io->Execute(ctx.reqs);
-  Bump(c_->bytes_read, ctx.reqs[0].bytes_done + ctx.reqs[1].bytes_done);
+  Add(c_->bytes_read, ctx.reqs[0].bytes_done + ctx.reqs[1].bytes_done);
   if (!io.ok()) {
     bool eof = ctx.reqs[0].hit_eof || ctx.reqs[1].hit_eof;
     // End of file inside a fallocate'd segment means the file was truncated: the record is gone.
@@ -444,7 +444,7 @@ Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_
 Status NvmeTier::Remove(uint64_t ns, const Hash128& key) {
   if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
   KVT_RETURN_IF_ERROR(index_->Erase(ns, key));
-  Bump(c_->removes);
+  Add(c_->removes);
   return Status::Ok();
 }
 
@@ -452,7 +452,7 @@ Status NvmeTier::DropNamespace(uint64_t ns) {
   if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
   KVT_ASSIGN_OR_RETURN(uint64_t n, index_->EraseNamespace(ns));
   (void)n;
-  Bump(c_->namespaces_dropped);
+  Add(c_->namespaces_dropped);
   return Status::Ok();
 }
 
@@ -463,7 +463,7 @@ Status NvmeTier::DropNamespace(uint64_t ns) {
 // halved durable throughput here).
 Status NvmeTier::Flush() {
   if (opts_.read_only) return Status::Ok();
-  Bump(c_->flushes);
+  Add(c_->flushes);
   // The index WAL syncs on its own thread, concurrently with the segments: the two device
   // flushes overlap instead of queueing one behind the other. Their order does not matter, since
   // an entry whose record did not reach the disk fails verification and reads as a miss.
@@ -475,12 +475,12 @@ Status NvmeTier::Flush() {
     for (const auto& s : segs_) {
       const uint64_t written = s->writes_done.load();
       if (s->writes_synced.load() >= written) continue;
-      Bump(c_->flush_syncs);
+      Add(c_->flush_syncs);
       Status st = ctx->io->Fdatasync(s->fd_raw.load());
       if (!st.ok()) {
         // Coverage is not advanced: the next Flush syncs this segment again.
-        Bump(c_->io_errors);
-        if (st.code() == Code::kNoSpace) Bump(c_->no_space);
+        Add(c_->io_errors);
+        if (st.code() == Code::kNoSpace) Add(c_->no_space);
         if (first.ok()) first = st;
         continue;
       }

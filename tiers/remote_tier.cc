@@ -4,12 +4,34 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/counter.h"
 #include "base/log.h"
 
 namespace kvt {
-namespace {
 
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
+wire::BlockInfo ToBlockInfo(const BlockMeta& m) {
+  wire::BlockInfo b;
+  b.key = m.key;
+  b.parent = m.parent;
+  b.tokens_digest = m.tokens_digest;
+  b.has_tokens = m.has_tokens;
+  b.payload_bytes = m.payload_bytes;
+  b.checksum = m.checksum;
+  return b;
+}
+
+BlockMeta ToBlockMeta(uint64_t ns, const wire::BlockInfo& b) {
+  BlockMeta m;
+  m.ns = ns;
+  m.key = b.key;
+  m.parent = b.parent;
+  m.tokens_digest = b.tokens_digest;
+  m.has_tokens = b.has_tokens;
+  m.payload_bytes = b.payload_bytes;
+  m.checksum = b.checksum;
+  return m;
+}
+namespace {
 
 uint8_t OpByte(wire::Op op) { return static_cast<uint8_t>(op); }
 

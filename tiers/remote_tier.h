@@ -27,9 +27,14 @@
 
 #include "base/status.h"
 #include "io/wire_format.h"
+#include "tiers/block_meta.h"
 #include "tiers/remote_conn.h"
 
 namespace kvt {
+
+// A block's identity and checksum in wire form, and back (the namespace travels separately).
+wire::BlockInfo ToBlockInfo(const BlockMeta& m);
+BlockMeta ToBlockMeta(uint64_t ns, const wire::BlockInfo& b);
 
 struct RemoteOptions {
   std::vector<std::string> endpoints;  // host:port

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/counter.h"
+
 namespace kvt {
 
 struct TierCounters {
@@ -21,9 +23,6 @@ struct TierCounters {
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
 
-  static void Add(std::atomic<uint64_t>& c, uint64_t v = 1) {
-    c.fetch_add(v, std::memory_order_relaxed);
-  }
   void ToJson(nlohmann::json* out) const;
 };
 

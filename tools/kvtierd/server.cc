@@ -6,6 +6,7 @@
 
 #include <boost/asio.hpp>
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "base/units.h"
 
@@ -17,7 +18,6 @@ using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-void Add(std::atomic<uint64_t>& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
 }  // namespace
 
 // One io_context per thread, each connection pinned to one of them (round robin): a connection's
