@@ -380,13 +380,12 @@ void PrintValidate(const ValidateReport& r, std::ostream& out) {
     out << "  " << Pad(name, 22) << Pad(a, 12, true) << Pad(b, 12, true)
         << (a == b ? "" : "   <- differs") << "\n";
   };
-  const double bt = double(r.blocks_total ? r.blocks_total : 1);
-  const double tt = double(r.tokens_total ? r.tokens_total : 1);
-  row("block hit ratio", Fmt("%.4f", r.sim.block_hits / bt), Fmt("%.4f", r.store_block_hits / bt));
-  row("prefix hit ratio", Fmt("%.4f", r.sim.prefix_hits / bt),
-      Fmt("%.4f", r.store_prefix_hits / bt));
-  row("token hit ratio", Fmt("%.4f", r.sim.prefix_hit_tokens / tt),
-      Fmt("%.4f", r.store_prefix_hit_tokens / tt));
+  row("block hit ratio", Fmt("%.4f", r.sim.block_hit_ratio()),
+      Fmt("%.4f", r.store_block_hit_ratio()));
+  row("prefix hit ratio", Fmt("%.4f", r.sim.prefix_hit_ratio()),
+      Fmt("%.4f", r.store_prefix_hit_ratio()));
+  row("token hit ratio", Fmt("%.4f", r.sim.token_hit_ratio()),
+      Fmt("%.4f", r.store_token_hit_ratio()));
   for (const ValidateTier& t : r.tiers) {
     const std::string cap =
         t.capacity_blocks == kUnbounded ? "unbounded" : std::to_string(t.capacity_blocks);
