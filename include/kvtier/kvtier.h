@@ -283,7 +283,9 @@ typedef struct {
 KVT_API kvt_status_t kvt_gpu_register(kvt_store* s, uint64_t ns, const kvt_gpu_cache_desc* d,
                                       kvt_gpu_cache** out);
 
-/* Waits for loads still running on their streams, then frees the registration. NULL: no-op. */
+/* Waits for loads still running on their streams, then frees the registration. NULL: no-op.
+ * kvt_gpu_save and kvt_gpu_load may be called on one cache from several threads at once;
+ * kvt_gpu_unregister must not race them. */
 KVT_API void kvt_gpu_unregister(kvt_gpu_cache* c);
 
 /* Saves engine blocks: block_ids[i] is gathered into a payload (gather kernel on `stream`, a
