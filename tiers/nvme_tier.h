@@ -9,12 +9,23 @@
 // caller's buffer when it is aligned and large enough); the header checksum, format version,
 // generation, namespace, key, lengths and the payload checksum are verified. Any mismatch is a
 // miss: the entry is dropped and counted as a checksum failure. Wrong bytes are never returned.
+// ReadBatch keeps up to io_depth requests in flight and reads each block straight into its
+// destination; when the destination lies in a registered region (RegisterRegion, or the host
+// slabs given to RegisterBuffers) the payload is read with READ_FIXED.
 // Space: the budget is a whole number of segments, each fallocate'd when first used. When none is
 // free, the oldest segment is reclaimed: blocks read since they were written are reinserted (if
 // enabled), the rest are dropped from the index, and the segment's generation is bumped, so any
 // index entry still naming the old generation reads as a miss and is swept.
-// Durability: Flush() fdatasyncs the segment files written since the last Flush, then syncs the
-// index WAL: every write acknowledged before Flush() was called survives a crash.
+// Durability: Flush() waits until every record reserved before it was written, then runs one
+// fdatasync per segment touched since the last Flush. It does not sync the index: the segment
+// records describe themselves (record header: generation, namespace, key, lengths, checksums), and
+// each index put also records, per segment, the offset below which every record is indexed (its
+// "mark"). At open, records past each segment's mark are verified and indexed in log order,
+// stopping at the first record that does not verify. So every write acknowledged before Flush()
+// was called survives a crash, without a RocksDB WAL sync. A failed write leaves a hole that a
+// replay would stop at, so after one the next Flush also syncs the index. Remove() is not made
+// durable by Flush (a crash may bring back a removed block, with its own verified bytes);
+// DropNamespace() syncs the index before it returns.
 //
 // Return codes: OK; NotFound (absent, stale, corrupt; a miss); InvalidArgument (bad call);
 // NoSpace (ENOSPC from the file system: writes fail, reads keep working); IoError (a device error;
@@ -36,6 +47,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/hash.h"
@@ -55,6 +67,26 @@ struct IoContext;
 struct NvmeWriteItem {
   BlockMeta meta;  // meta.checksum: XXH3-64 of the payload, or 0 to let the tier compute it
   const void* payload = nullptr;
+};
+
+// One block of a batched read (ReadBatch). The caller fills ns, key, dst, dst_bytes; the tier
+// fills status and meta.
+// Where the bytes land: with dst 4 KiB-aligned, the payload is read straight into dst: whole
+// 4 KiB blocks directly, and when dst_bytes is less than payload_bytes rounded up to 4 KiB, the
+// last partial block through a 4 KiB scratch (a tail copy of < 4 KiB). An unaligned dst (or a
+// compressed record) is read into scratch and copied (counted as unaligned_copies).
+struct NvmeReadItem {
+  // --- in ---
+  uint64_t ns = 0;
+  Hash128 key;
+  void* dst = nullptr;
+  size_t dst_bytes = 0;  // >= the block's payload_bytes (see Lookup), else InvalidArgument
+  // --- out ---
+  // OK: dst holds the verified payload. NotFound: absent, stale, or failed verification (the
+  // entry is dropped and counted). IoError: the device failed (the entry is kept).
+  // InvalidArgument: dst too small or null. dst is unspecified unless OK.
+  Status status;
+  BlockMeta meta;  // on OK
 };
 
 // What inspect and fsck see of a segment.
@@ -96,24 +128,45 @@ class NvmeTier {
   // Stores one block, replacing any block of the same key. Returns once the payload is written
   // and indexed (not yet durable: see Flush). OK, InvalidArgument, NoSpace, IoError.
   Status Write(const BlockMeta& meta, const void* payload);
-  // Stores several blocks with one submission. Returns the first failure (OK if none); with
-  // `results`, each item's own status.
+  // Stores several blocks: records are appended to the active segment (rotating when it fills)
+  // with up to io_depth writes in flight, and once they completed their index entries go into
+  // RocksDB in one WriteBatch, not synced (see Flush). Returns the first failure (OK if none);
+  // with `results`, each item's own status. Payloads in a registered region use WRITE_FIXED.
   Status WriteBatch(std::span<const NvmeWriteItem> items, std::vector<Status>* results = nullptr);
 
   // Metadata of a stored block, without I/O. False when absent or stale.
   bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const;
 
-  // Reads a block into `dst` (dst_bytes >= payload_bytes; 4 KiB-aligned and dst_bytes rounded
-  // up to 4 KiB to read without a bounce copy). Returns OK with verified bytes and `out` filled,
-  // or NotFound, IoError, InvalidArgument. `dst` is unspecified after a failure.
+  // Reads one block into `dst`, with the rules of ReadBatch (see NvmeReadItem: a 4 KiB-aligned
+  // dst is read into directly, with READ_FIXED when registered). Returns OK with verified bytes
+  // and `out` filled, or NotFound, IoError, InvalidArgument. `dst` is unspecified after a
+  // failure. (store_get_promote reads straight into a reserved host slot with this.)
   Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* out);
+
+  // Reads n blocks, each into its own destination (see NvmeReadItem), with up to io_depth
+  // requests in flight on one ring, completion-driven (the ring is refilled as requests
+  // complete; short reads are resubmitted for the rest). Each item gets its own status; one bad
+  // block never fails the others. Returns how many items are OK. Thread-safe; a batch larger
+  // than the ring simply streams through it.
+  size_t ReadBatch(std::span<NvmeReadItem> items);
+
+  // Registers caller memory [base, base + bytes) with every I/O context's ring, so that reads
+  // into (and writes from) it use READ_FIXED/WRITE_FIXED: no page pinning per I/O. Returns a
+  // handle for UnregisterRegion. Registration is per ring and lazy (at a context's next use);
+  // when the kernel refuses it (RLIMIT_MEMLOCK), I/O keeps working unregistered and
+  // register_fallbacks counts it. InvalidArgument for a null or empty region. The memory must
+  // stay valid until UnregisterRegion returns, and no read into it may be in flight then.
+  // Long-lived regions only: each change re-registers every ring's whole set.
+  StatusOr<uint64_t> RegisterRegion(void* base, size_t bytes);
+  void UnregisterRegion(uint64_t handle);
 
   // OK or NotFound.
   Status Remove(uint64_t ns, const Hash128& key);
   // Removes every block of the namespace (RocksDB DeleteRange plus the in-memory index).
   Status DropNamespace(uint64_t ns);
-  // Makes every write acknowledged so far durable: fdatasync of the segments written since the
-  // last Flush, then the index WAL. Concurrent calls sync concurrently; a segment whose writes a
+  // Makes every write acknowledged so far durable: waits for writes reserved earlier in the
+  // touched segments, then one fdatasync per segment written since the last Flush (no index
+  // sync; see "Durability" above). Concurrent calls sync concurrently; a segment whose writes a
   // finished sync already covers is skipped.
   Status Flush();
 
@@ -122,6 +175,11 @@ class NvmeTier {
   void RegisterBuffers(std::span<const iovec> bufs);
 
   NvmeStats Stats() const;
+  // Every counter and gauge of the tier, once each, as (name, value); the names are the keys of
+  // the tier's object in kvt_stats_json. The one way counters leave the tier (Navy's
+  // getCounters): adding a counter here makes it visible everywhere.
+  using CounterVisitor = std::function<void(std::string_view name, uint64_t value)>;
+  void VisitCounters(const CounterVisitor& visit) const;
   const NvmeOptions& options() const { return opts_; }
 
   // --- inspection (kvtier inspect / fsck) ---
