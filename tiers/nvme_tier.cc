@@ -65,12 +65,49 @@ void NvmeTier::PrepareContext(IoContext& ctx) {
 void NvmeTier::RegisterBuffers(std::span<const iovec> bufs) {
   {
     std::lock_guard<std::mutex> l(pool_mu_);
-    registered_.assign(bufs.begin(), bufs.end());
-    std::sort(registered_.begin(), registered_.end(),
-              [](const iovec& a, const iovec& b) { return a.iov_base < b.iov_base; });
-    ++registered_version_;
+    host_regions_.assign(bufs.begin(), bufs.end());
+    RebuildRegistrationLocked();
   }
   IoLease lease(this);  // registers one context now, so the outcome is in the log and stats
+}
+
+StatusOr<uint64_t> NvmeTier::RegisterRegion(void* base, size_t bytes) {
+  if (base == nullptr || bytes == 0) {
+    return Status::InvalidArgument("NVMe register region: null or empty region");
+  }
+  uint64_t handle;
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    handle = next_region_++;
+    caller_regions_[handle] = iovec{base, bytes};
+    RebuildRegistrationLocked();
+  }
+  IoLease lease(this);
+  return handle;
+}
+
+void NvmeTier::UnregisterRegion(uint64_t handle) {
+  std::lock_guard<std::mutex> l(pool_mu_);
+  if (caller_regions_.erase(handle) > 0) RebuildRegistrationLocked();
+  // Idle contexts keep the old registration (pages stay pinned, never used for I/O) until their
+  // next lease re-registers; a context only does fixed I/O into regions of its current set.
+}
+
+void NvmeTier::RebuildRegistrationLocked() {
+  // io_uring takes at most 1 GiB per registered buffer: larger regions go in pieces.
+  constexpr size_t kMaxPiece = size_t{1} << 30;
+  registered_.clear();
+  auto add = [&](const iovec& v) {
+    auto* p = static_cast<uint8_t*>(v.iov_base);
+    for (size_t off = 0; off < v.iov_len; off += kMaxPiece) {
+      registered_.push_back(iovec{p + off, std::min(kMaxPiece, v.iov_len - off)});
+    }
+  };
+  for (const iovec& v : host_regions_) add(v);
+  for (const auto& [h, v] : caller_regions_) add(v);
+  std::sort(registered_.begin(), registered_.end(),
+            [](const iovec& a, const iovec& b) { return a.iov_base < b.iov_base; });
+  ++registered_version_;
 }
 
 int NvmeTier::FixedIndex(const IoContext& ctx, const void* p, size_t len) const {
@@ -311,53 +348,6 @@ bool NvmeTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const {
   return true;
 }
 
-Status NvmeTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes,
-                      BlockMeta* out) {
-  Add(c_->reads);
-  NvmeEntry e;
-  e.ns = ns;
-  e.key = key;
-  if (!index_->Find(ns, key, &e.loc, /*mark_hit=*/true)) {
-    Add(c_->misses);
-    return Status::NotFound("not in the NVMe tier");
-  }
-  if (segs_[e.loc.segment]->generation.load() != e.loc.generation) {
-    // Its segment was reclaimed: stale. Swept here, lazily.
-    if (!opts_.read_only) {
-      auto n = index_->EraseIfAt({&e, 1});
-      if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
-    }
-    Add(c_->misses);
-    return Status::NotFound("NVMe entry is stale (segment reclaimed)");
-  }
-  if (dst == nullptr || dst_bytes < e.loc.payload_bytes) {
-    return Status::InvalidArgument("NVMe read: buffer of " + std::to_string(dst_bytes) +
-                                   " bytes for a " + std::to_string(e.loc.payload_bytes) +
-                                   "-byte block");
-  }
-  IoLease ctx(this);
-  Verdict v = Verdict::kOk;
-  Status s = ReadRecord(*ctx, e, dst, dst_bytes, out, &v);
-  switch (v) {
-    case Verdict::kOk:
-      Add(c_->hits);
-      Add(c_->bytes_out, e.loc.payload_bytes);
-      return Status::Ok();
-    case Verdict::kIoError:
-      Add(c_->io_errors);
-      // Whatever errno the device gave, a failed read is an I/O error (never "no space").
-      return s.code() == Code::kIoError ? s : Status::IoError(s.ToString());
-    case Verdict::kCorrupt:
-      DropCorrupt(e, s);
-      Add(c_->misses);
-      return Status::NotFound("NVMe record failed verification, dropped: " + s.message());
-    case Verdict::kStale:
-      Add(c_->misses);
-      return Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
-  }
-  return s;
-}
-
 void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
   Add(c_->checksum_failures);
   KVT_LOG(kInfo, "NVMe tier: dropping corrupt record in " + SegmentFileName(e.loc.segment) +
@@ -365,77 +355,6 @@ void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
   if (opts_.read_only) return;
   auto n = index_->EraseIfAt({&e, 1});
   (void)n;
-}
-
-Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_t dst_bytes,
-                            BlockMeta* out, Verdict* verdict) {
-  Segment& seg = *segs_[e.loc.segment];
-  const uint64_t gen_before = seg.generation.load();
-  auto fail = [&](Verdict v, Status s) {
-    // A mismatch seen while the segment was being reclaimed is the race, not corruption.
-    *verdict =
-        (v == Verdict::kCorrupt && seg.generation.load() != gen_before) ? Verdict::kStale : v;
-    return s;
-  };
-  int fd = seg.fd_raw.load();
-  if (fd < 0) return fail(Verdict::kCorrupt, Status::Corruption("segment file missing"));
-  const size_t read_len = AlignUp(e.loc.stored_bytes, kNvmeAlign);
-  const bool direct = e.loc.codec == Codec::kNone && dst_bytes >= read_len &&
-                      (IsAligned(dst) || !direct_io_.load());
-  uint8_t* hdr = ctx.Headers(1);
-  uint8_t* target = direct ? static_cast<uint8_t*>(dst) : ctx.Bounce(read_len);
-  if (hdr == nullptr || target == nullptr) {
-    return fail(Verdict::kIoError, Status::Internal("out of memory for read buffers"));
-  }
-  ctx.reqs.clear();
-  ctx.reqs.push_back(IoRequest::Read(fd, hdr, kRecordHeaderBytes, e.loc.offset));
-  ctx.reqs.push_back(IoRequest::Read(fd, target, read_len, e.loc.offset + kRecordHeaderBytes,
-                                     FixedIndex(ctx, target, read_len)));
-  Status io = ctx.io->Execute(ctx.reqs);
-  Add(c_->bytes_read, ctx.reqs[0].bytes_done + ctx.reqs[1].bytes_done);
-  if (!io.ok()) {
-    bool eof = ctx.reqs[0].hit_eof || ctx.reqs[1].hit_eof;
-    // End of file inside a fallocate'd segment means the file was truncated: the record is gone.
-    return fail(eof ? Verdict::kCorrupt : Verdict::kIoError, io);
-  }
-  RecordHeader h;
-  Status hs = DecodeRecordHeader(hdr, &h);
-  if (!hs.ok()) return fail(Verdict::kCorrupt, hs);
-  if (h.generation != e.loc.generation) {
-    return fail(Verdict::kCorrupt,
-                Status::Corruption("record generation " + std::to_string(h.generation) +
-                                   ", index says " + std::to_string(e.loc.generation)));
-  }
-  if (h.ns != e.ns || !(h.key == e.key)) {
-    return fail(Verdict::kCorrupt, Status::Corruption("record holds another namespace or key"));
-  }
-  if (h.stored_bytes != e.loc.stored_bytes || h.payload_bytes != e.loc.payload_bytes ||
-      h.codec != static_cast<uint8_t>(e.loc.codec) || h.payload_checksum != e.loc.checksum) {
-    return fail(Verdict::kCorrupt, Status::Corruption("record header disagrees with the index"));
-  }
-  if (Checksum64(target, h.stored_bytes) != h.stored_checksum) {
-    return fail(Verdict::kCorrupt, Status::Corruption("payload checksum mismatch"));
-  }
-  if (h.codec == static_cast<uint8_t>(Codec::kZstd)) {
-    Status ds = ZstdShuffleDecompress(target, h.stored_bytes, dst, h.payload_bytes);
-    if (!ds.ok()) return fail(Verdict::kCorrupt, ds);
-    if (Checksum64(dst, h.payload_bytes) != h.payload_checksum) {
-      return fail(Verdict::kCorrupt, Status::Corruption("decompressed payload checksum mismatch"));
-    }
-  } else if (!direct) {
-    std::memcpy(dst, target, h.payload_bytes);
-  }
-  if (out != nullptr) {
-    out->ns = h.ns;
-    out->key = h.key;
-    out->parent = h.parent;
-    out->tokens_digest = h.tokens_digest;
-    out->has_tokens = (h.flags & kRecordHasTokens) != 0;
-    out->payload_bytes = h.payload_bytes;
-    out->checksum = h.payload_checksum;
-  }
-  *verdict = Verdict::kOk;
-  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -230,6 +231,12 @@ class NvmeTier {
   void CommitGroup(IoContext& ctx, std::span<Prepared*> group);
   void DropCorrupt(const NvmeEntry& e, const Status& why);
   int FixedIndex(const IoContext& ctx, const void* p, size_t len) const;
+  // Batched record reads (nvme_read.cc): plans, submits and verifies each op as its requests
+  // complete. ReadOp is defined in nvme_internal.h.
+  struct ReadOp;
+  void ReadRecords(IoContext& ctx, std::span<ReadOp> ops);
+  void FinishRead(IoContext& ctx, ReadOp& op);
+  void RebuildRegistrationLocked();
   void PrepareContext(IoContext& ctx);
 
   const NvmeOptions opts_;
@@ -254,6 +261,9 @@ class NvmeTier {
   // I/O contexts (one FileIo each), borrowed per call.
   mutable std::mutex pool_mu_;
   std::vector<std::unique_ptr<IoContext>> idle_;  // GUARDED_BY(pool_mu_)
+  std::vector<iovec> host_regions_;               // GUARDED_BY(pool_mu_)
+  std::map<uint64_t, iovec> caller_regions_;      // GUARDED_BY(pool_mu_), by handle
+  uint64_t next_region_ = 1;                      // GUARDED_BY(pool_mu_)
   std::vector<iovec> registered_;                 // GUARDED_BY(pool_mu_), sorted by address
   uint64_t registered_version_ = 0;               // GUARDED_BY(pool_mu_)
   std::atomic<bool> register_logged_{false};
