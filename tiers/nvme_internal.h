@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ struct NvmeTier::Segment {
   NvmeSegmentInfo::State state = NvmeSegmentInfo::State::kAbsent;
   uint64_t write_offset = 0;
   uint32_t inflight = 0;  // reservations whose write + index put has not finished
+  // Their offsets: the replay mark of an index put stops below the lowest one that is not in
+  // the put (its record may be torn or unindexed), and Flush waits for those below its start.
+  std::set<uint64_t> pending;
   struct Ref {
     uint64_t ns;
     Hash128 key;
@@ -68,7 +72,8 @@ struct NvmeTier::Counters {
   std::atomic<uint64_t> reinsertions{0}, removes{0}, namespaces_dropped{0}, unaligned_copies{0};
   std::atomic<uint64_t> register_fallbacks{0}, compress_in{0}, compress_out{0};
   std::atomic<uint64_t> segments_created{0};
-  std::atomic<uint64_t> flushes{0}, flush_syncs{0};
+  std::atomic<uint64_t> flushes{0}, flush_syncs{0}, flush_waits{0}, index_syncs{0};
+  std::atomic<uint64_t> records_replayed{0}, replay_bytes_read{0};
 };
 
 // One record read of a batch (NvmeTier::ReadRecords).

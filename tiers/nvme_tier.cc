@@ -300,6 +300,7 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
     Add(c_->bytes_written, hr.bytes_done + pr.bytes_done);
     if (!hr.result.ok() || !pr.result.ok()) {
       p.status = !hr.result.ok() ? hr.result : pr.result;
+      index_sync_needed_ = true;  // a hole in the log (see Flush)
       continue;
     }
     segs_[p.where.segment]->writes_done.fetch_add(1);
@@ -320,12 +321,26 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
     entries.push_back(e);
     written.push_back(&p);
   }
-  // The payloads are on the device: only now may the index point at them.
-  Status put = index_->Put(entries);
+  // The payloads are on the device: only now may the index point at them. The same RocksDB
+  // write carries each touched segment's replay mark (see NvmeIndex::Mark).
+  std::vector<NvmeIndex::Mark> marks;
+  std::vector<uint64_t> own;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Reservation& w = group[i]->where;
+    bool seen = false;
+    for (const NvmeIndex::Mark& m : marks) seen = seen || m.segment == w.segment;
+    if (seen) continue;
+    own.clear();
+    for (Prepared* p : group) {
+      if (p->where.segment == w.segment) own.push_back(p->where.offset);
+    }
+    marks.push_back(MarkFor(w.segment, w.generation, own));
+  }
+  Status put = index_->Put(entries, marks);
   if (!put.ok()) {
     for (Prepared* p : written) p->status = put;
   }
-  for (Prepared* p : group) EndWrite(p->where.segment);
+  for (Prepared* p : group) EndWrite(p->where.segment, p->where.offset);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,6 +386,10 @@ Status NvmeTier::DropNamespace(uint64_t ns) {
   if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
   KVT_ASSIGN_OR_RETURN(uint64_t n, index_->EraseNamespace(ns));
   (void)n;
+  // Durable now: a replay at open must not bring the namespace's records back. (Rare, so one
+  // index sync here is cheap.)
+  Add(c_->index_syncs);
+  KVT_RETURN_IF_ERROR(index_->Sync());
   Add(c_->namespaces_dropped);
   return Status::Ok();
 }
@@ -380,14 +399,26 @@ Status NvmeTier::DropNamespace(uint64_t ns) {
 // so no caller returns before a sync that started after its own writes has completed, and
 // concurrent callers sync concurrently (the device overlaps their flushes; one sync at a time
 // halved durable throughput here).
+// The index is not synced: a crash loses at most index puts whose records a replay at open finds
+// again (see "Durability" in nvme_tier.h). Before syncing, Flush waits for writes reserved before
+// it in each segment: a replay stops at the first record that does not verify, so a record still
+// in flight below an acknowledged one must not be left torn.
 Status NvmeTier::Flush() {
   if (opts_.read_only) return Status::Ok();
   Add(c_->flushes);
-  // The index WAL syncs on its own thread, concurrently with the segments: the two device
-  // flushes overlap instead of queueing one behind the other. Their order does not matter, since
-  // an entry whose record did not reach the disk fails verification and reads as a miss.
-  Status idx;
-  std::thread index_sync([&] { idx = index_->Sync(); });
+  {
+    std::unique_lock<std::mutex> lock(alloc_mu_);
+    for (const auto& sp : segs_) {
+      Segment* s = sp.get();
+      if (s->pending.empty()) continue;
+      const uint64_t end = s->write_offset;
+      const uint64_t gen = s->generation.load();
+      Add(c_->flush_waits);
+      alloc_cv_.wait(lock, [&] {
+        return s->pending.empty() || *s->pending.begin() >= end || s->generation.load() != gen;
+      });
+    }
+  }
   Status first;
   {
     IoLease ctx(this);
@@ -408,10 +439,58 @@ Status NvmeTier::Flush() {
       }
     }
   }
-  // The index is synced even after a segment error: its entries are verified on read anyway.
-  index_sync.join();
-  if (!idx.ok() && first.ok()) first = idx;
+  if (index_sync_needed_.exchange(false)) {
+    Add(c_->index_syncs);
+    Status idx = index_->Sync();
+    if (!idx.ok()) {
+      index_sync_needed_ = true;
+      if (first.ok()) first = idx;
+    }
+  }
   return first;
+}
+
+void NvmeTier::VisitCounters(const CounterVisitor& visit) const {
+  auto v = [&](std::string_view name, const std::atomic<uint64_t>& a) {
+    visit(name, a.load(std::memory_order_relaxed));
+  };
+  // Names are the keys of kvt_stats_json's tiers.nvme object (some predate this visitor).
+  v("writes", c_->writes);
+  v("write_failures", c_->write_failures);
+  v("reads", c_->reads);
+  v("hits", c_->hits);
+  v("misses", c_->misses);
+  v("lookups", c_->lookups);
+  v("bytes_in", c_->bytes_in);
+  v("bytes_out", c_->bytes_out);
+  v("device_bytes_written", c_->bytes_written);
+  v("device_bytes_read", c_->bytes_read);
+  v("checksum_failures", c_->checksum_failures);
+  v("io_errors", c_->io_errors);
+  v("no_space", c_->no_space);
+  v("flushes", c_->flushes);
+  v("flush_syncs", c_->flush_syncs);
+  v("flush_waits", c_->flush_waits);
+  v("index_syncs", c_->index_syncs);
+  v("records_replayed", c_->records_replayed);
+  v("replay_bytes_read", c_->replay_bytes_read);
+  v("segments_reclaimed", c_->segments_reclaimed);
+  v("evictions", c_->blocks_evicted);
+  v("stale_swept", c_->stale_swept);
+  v("reinsertions", c_->reinsertions);
+  v("removals", c_->removes);
+  v("namespaces_dropped", c_->namespaces_dropped);
+  v("unaligned_copies", c_->unaligned_copies);
+  v("register_fallbacks", c_->register_fallbacks);
+  v("compress_in", c_->compress_in);
+  v("compress_out", c_->compress_out);
+  v("segments_created", c_->segments_created);
+  // Gauges.
+  visit("entries", index_->size());
+  visit("segments_total", num_segments_);
+  visit("used_bytes", c_->segments_created.load(std::memory_order_relaxed) * opts_.segment_bytes);
+  visit("capacity_bytes", opts_.budget_bytes);
+  visit("index_bytes", index_->DiskBytes());
 }
 
 NvmeStats NvmeTier::Stats() const {

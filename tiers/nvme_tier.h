@@ -214,7 +214,12 @@ class NvmeTier {
   // of rotating.
   StatusOr<Reservation> Reserve(IoContext& ctx, uint64_t bytes, uint64_t ns, const Hash128& key,
                                 bool may_rotate, bool* would_rotate);
-  void EndWrite(uint32_t segment);
+  void EndWrite(uint32_t segment, uint64_t offset);
+  // The replay mark a put of `own` (records of one segment, reserved and not yet ended) may
+  // carry: below the lowest other pending reservation, else the segment's write offset.
+  NvmeIndex::Mark MarkFor(uint32_t segment, uint64_t generation, std::span<const uint64_t> own);
+  // At open: indexes the verified records past each segment's mark (nvme_replay.cc).
+  Status ReplaySegments(std::vector<uint64_t>& max_end);
   Status OpenNextSegmentLocked(IoContext& ctx, std::unique_lock<std::mutex>& lock);
   StatusOr<uint32_t> CreateSegmentLocked(IoContext& ctx);
   Status ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std::mutex>& lock);
@@ -257,6 +262,9 @@ class NvmeTier {
   uint64_t next_generation_ = 1;  // GUARDED_BY(alloc_mu_)
   bool rotating_ = false;         // GUARDED_BY(alloc_mu_)
   bool disk_full_ = false;        // GUARDED_BY(alloc_mu_): stop creating files after ENOSPC
+  // A write failed after its space was reserved: the hole would stop a replay, so the next
+  // Flush syncs the index (making every entry past the hole durable) instead of relying on it.
+  std::atomic<bool> index_sync_needed_{false};
 
   // I/O contexts (one FileIo each), borrowed per call.
   mutable std::mutex pool_mu_;
