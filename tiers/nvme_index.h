@@ -4,8 +4,8 @@
 //
 // RocksDB key: namespace id (8 bytes, big-endian, the prefix extractor, so a namespace is one
 // contiguous range) + block key (16 bytes: lo then hi, big-endian). Value: EncodeLocation().
-// Replay marks (see Mark) are 12-byte keys: 8 bytes 0xff + the segment id (big-endian); Scan
-// skips them. (Dropping namespace 2^64-1 deletes them too: that only makes a replay longer.)
+// Replay marks (see Mark) are 5-byte keys: 'M' + the segment id (big-endian); Scan skips them.
+// Being shorter than a namespace prefix, they lie outside every namespace's key range.
 //
 // Mutations write RocksDB first (WAL, not synced: Sync() does that), then the map, so the map
 // never holds an entry that RocksDB refused. Two threads mutating the same key at once may leave

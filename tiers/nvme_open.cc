@@ -89,7 +89,19 @@ NvmeTier::NvmeTier(NvmeOptions opts)
 NvmeTier::~NvmeTier() {
   if (!opts_.read_only && index_ != nullptr) {
     Status s = Flush();  // a clean close is a durable one
-    // ... and a checkpoint of the index, so the next open replays nothing.
+    // ... and a checkpoint of the index with every segment's mark at its end (nothing is in
+    // flight now), so the next open replays nothing and brings back nothing removed.
+    std::vector<NvmeIndex::Mark> marks;
+    {
+      std::lock_guard<std::mutex> l(alloc_mu_);
+      for (uint32_t id = 0; id < num_segments_; ++id) {
+        const Segment& seg = *segs_[id];
+        if (seg.generation.load() != 0 && seg.pending.empty()) {
+          marks.push_back({id, seg.generation.load(), seg.write_offset});
+        }
+      }
+    }
+    if (s.ok()) s = index_->Put({}, marks);
     if (s.ok()) s = index_->Sync();
     if (!s.ok()) KVT_LOG(kWarn, "NVMe tier close: flush failed: " + s.ToString());
   }
