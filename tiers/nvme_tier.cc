@@ -364,7 +364,7 @@ void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
                      " at offset " + std::to_string(e.loc.offset) + ": " + why.ToString());
   if (opts_.read_only) return;
   auto n = index_->EraseIfAt({&e, 1});
-  (void)n;
+  if (n.ok() && *n > 0 && drop_sink_) drop_sink_(e.ns, e.key);
 }
 
 Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_t dst_bytes,
