@@ -23,4 +23,11 @@ echo "pkg-config: $flags"
 # shellcheck disable=SC2086
 "$cc" -std=c99 -Wall -Werror "$src/consumer.c" $flags -o "$tmp/consumer-pc"
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer-pc" "$tmp/store2"
+
+if [ -x /usr/bin/python3 ]; then
+  echo "== python: import kvtier from the prefix (no KVTIER_LIBRARY)"
+  pkgdir=$(dirname "$(find "$tmp/prefix" -path '*/kvtier/__init__.py' | head -n 1)")
+  (unset KVTIER_LIBRARY; cd "$tmp" && PYTHONPATH=$(dirname "$pkgdir") /usr/bin/python3 -c \
+    "import kvtier, sys; print('kvtier', kvtier.version(), 'from', kvtier.__file__)")
+fi
 echo "consumer builds ok"
