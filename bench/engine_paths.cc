@@ -2,9 +2,11 @@
 //   host_put / host_get       HostTier (slab pool, LRU index, XXH3 checksum on put)
 //   nvme_write                NvmeTier::Write from `threads` callers (what demotion and
 //                             write-through call), not durable until Flush
-//   nvme_write_batch          NvmeTier::WriteBatch of `threads` blocks from one thread
-//   nvme_write_durable        NvmeTier::Write + Flush per block (fdatasync + index WAL sync)
+//   nvme_write_batch          NvmeTier::WriteBatch of 64 blocks from one thread
+//   nvme_flush_batch          NvmeTier::WriteBatch of 16 blocks + Flush, `threads` callers
+//   nvme_write_durable        NvmeTier::Write + Flush per block (fdatasync, no index sync)
 //   nvme_read                 NvmeTier::Read of random blocks from `threads` callers, verified
+//   nvme_read_batch           NvmeTier::ReadBatch of a 64-block prefix, one thread, verified
 //   store_get_promote         Store::Get of blocks on NVMe only: read, verify, copy to the caller,
 //                             promote into the host tier (what a cache hit on NVMe costs)
 //   store_put_write_through   Store::Put with write_policy = write_through: host copy + NVMe write
@@ -61,7 +63,13 @@ class EngineFixture final : public Fixture {
   std::vector<uint64_t> order;  // random read order
   uint64_t round = 0;           // fresh keys per write round
   uint64_t promotions_seen = 0;
+  uint64_t prefix = 0;                  // blocks per batched prefix read
+  AlignedBuffer batch_dst;              // their destinations (registered)
+  std::vector<uint64_t> prefix_starts;  // which prefix each batch reads, in units of `prefix`
 };
+
+constexpr uint64_t kPrefix = 64;     // blocks of a prefix fetched in one batch
+constexpr uint64_t kWriteBatch = 64;  // blocks of a batched write or flush
 
 Sample Done(double t0, uint64_t n, uint64_t block) {
   Sample s;
@@ -143,8 +151,17 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   for (int t = 0; t < threads; ++t) {
     KVT_ASSIGN_OR_RETURN(AlignedBuffer b, AlignedBuffer::Allocate(block, false));
     f->thread_bufs.push_back(std::move(b));
+    // Registered like the host slots a mover reads into: READ_FIXED, no per-I/O page pinning.
+    KVT_RETURN_IF_ERROR(f->nvme_r->RegisterRegion(f->thread_bufs.back().data(), block).status());
   }
   f->order = Permutation(nblocks, block + 1);
+  // Batched prefix reads: kPrefix destinations in one registered region; prefixes start at
+  // random multiples of kPrefix.
+  f->prefix = std::min<uint64_t>(kPrefix, nblocks);
+  KVT_ASSIGN_OR_RETURN(f->batch_dst, AlignedBuffer::Allocate(f->prefix * block, false));
+  std::memset(f->batch_dst.data(), 0, f->batch_dst.size());
+  KVT_RETURN_IF_ERROR(f->nvme_r->RegisterRegion(f->batch_dst.data(), f->batch_dst.size()).status());
+  f->prefix_starts = Permutation(nblocks / f->prefix, block + 2);
 
   // --- Store: every block on NVMe, a host tier an eighth of that (gets mostly promote) ---
   const uint64_t store_slab = std::max<uint64_t>(1ull << 20, block);
@@ -221,22 +238,40 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         return Done(t0, nblocks, block);
       });
   add("nvme_write_batch", "raw_seq_write", write_bl,
-      "NvmeTier::WriteBatch of `threads` blocks from one thread: the raw loop's blocks in flight",
-      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
+      "NvmeTier::WriteBatch of 64 blocks from one thread (io_depth in flight), then indexed",
+      [f, &src, block, nblocks]() -> StatusOr<Sample> {
         const uint64_t tag = ++f->round;
         std::vector<NvmeWriteItem> items;
         const double t0 = NowSeconds();
         for (uint64_t i = 0; i < nblocks;) {
           items.clear();
-          for (int k = 0; k < threads && i < nblocks; ++k, ++i) {
+          for (uint64_t k = 0; k < kWriteBatch && i < nblocks; ++k, ++i) {
             items.push_back(NvmeWriteItem{Meta(i, tag, block), src.Block(i, block)});
           }
           KVT_RETURN_IF_ERROR(f->nvme_w->WriteBatch(items));
         }
         return Done(t0, nblocks, block);
       });
+  add("nvme_flush_batch", "raw_durable_write", durable_bl,
+      "NvmeTier::WriteBatch of 16 blocks + Flush (one fdatasync per touched segment), `threads` "
+      "callers",
+      [f, &src, block, durable_blocks, threads]() -> StatusOr<Sample> {
+        const uint64_t tag = ++f->round;
+        const uint64_t per = 16;
+        const uint64_t batches = (durable_blocks + per - 1) / per;
+        const double t0 = NowSeconds();
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, batches, [&](int, uint64_t b) {
+          std::vector<NvmeWriteItem> items;
+          for (uint64_t i = b * per; i < std::min(durable_blocks, (b + 1) * per); ++i) {
+            items.push_back(NvmeWriteItem{Meta(i, tag, block), src.Block(i, block)});
+          }
+          KVT_RETURN_IF_ERROR(f->nvme_w->WriteBatch(items));
+          return f->nvme_w->Flush();
+        }));
+        return Done(t0, durable_blocks, block);
+      });
   add("nvme_write_durable", "raw_durable_write", durable_bl,
-      "NvmeTier::Write + Flush per block (fdatasync + index WAL sync), `threads` callers",
+      "NvmeTier::Write + Flush per block (fdatasync, no index sync), `threads` callers",
       [f, &src, block, durable_blocks, threads]() -> StatusOr<Sample> {
         const uint64_t tag = ++f->round;
         const double t0 = NowSeconds();
@@ -256,6 +291,28 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
                                  &m);
         }));
         return Done(t0, nblocks, block);
+      });
+  add("nvme_read_batch", "raw_rand_read", read_bl,
+      "NvmeTier::ReadBatch of a 64-block prefix (random prefixes) in one call, one thread, "
+      "into registered memory, verified",
+      [f, block, nblocks]() -> StatusOr<Sample> {
+        std::vector<NvmeReadItem> items(f->prefix);
+        uint64_t n = 0;
+        const double t0 = NowSeconds();
+        for (uint64_t p : f->prefix_starts) {
+          for (uint64_t k = 0; k < f->prefix; ++k) {
+            items[k].ns = 1;
+            items[k].key = Hash128{p * f->prefix + k + 1, 0};
+            items[k].dst = f->batch_dst.data() + k * block;
+            items[k].dst_bytes = block;
+          }
+          if (f->nvme_r->ReadBatch(items) != f->prefix) {
+            for (const NvmeReadItem& it : items) KVT_RETURN_IF_ERROR(it.status);
+          }
+          n += f->prefix;
+        }
+        (void)nblocks;
+        return Done(t0, n, block);
       });
   add("store_get_promote", "raw_rand_read", read_bl,
       "Store::Get of blocks on NVMe (small host tier): read, verify, copy, promote",
