@@ -48,6 +48,7 @@ void CudaUnregister(void* addr) {
 MemoryRegistry::~MemoryRegistry() {
   std::lock_guard<std::mutex> l(mu_);
   for (auto& [base, r] : ranges_) {
+    if (remove_ && r.ring_handle != 0) remove_(r.ring_handle);
     if (r.cuda) CudaUnregister(reinterpret_cast<void*>(base));
     if (r.locked) ::munlock(reinterpret_cast<void*>(base), r.bytes);
   }
@@ -58,7 +59,6 @@ Status MemoryRegistry::Register(void* addr, size_t bytes) {
   if (bytes == 0) return Status::InvalidArgument("register memory: bytes is 0");
   const auto b = reinterpret_cast<uintptr_t>(addr);
   if (b + bytes < b) return Status::InvalidArgument("register memory: range wraps around");
-  std::vector<iovec> regions;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto next = ranges_.lower_bound(b);
@@ -81,16 +81,14 @@ Status MemoryRegistry::Register(void* addr, size_t bytes) {
     }
     r.cuda = CudaRegister(addr, bytes);
     cuda_ok_ = cuda_ok_ || r.cuda;
+    if (add_) r.ring_handle = add_(addr, bytes);
     ranges_.emplace(b, r);
-    regions = RegionsLocked();
   }
-  changed_(std::move(regions));
   return Status::Ok();
 }
 
 Status MemoryRegistry::Unregister(void* addr) {
   const auto b = reinterpret_cast<uintptr_t>(addr);
-  std::vector<iovec> regions;
   {
     std::unique_lock<std::mutex> l(mu_);
     auto it = ranges_.find(b);
@@ -100,14 +98,13 @@ Status MemoryRegistry::Unregister(void* addr) {
     }
     it->second.closing = true;  // no new leases
     cv_.wait(l, [&] { return it->second.leases == 0; });
+    // The rings drop the range before the caller may free it (every context re-registers its
+    // set before its next request).
+    if (remove_ && it->second.ring_handle != 0) remove_(it->second.ring_handle);
     if (it->second.cuda) CudaUnregister(addr);
     if (it->second.locked) ::munlock(addr, it->second.bytes);
     ranges_.erase(it);
-    regions = RegionsLocked();
   }
-  // The rings drop the range before the caller may free it: RegisterBuffers replaces the set,
-  // and every context re-registers before its next request.
-  changed_(std::move(regions));
   return Status::Ok();
 }
 
@@ -130,14 +127,6 @@ MemoryRegistry::Lease::~Lease() {
   std::lock_guard<std::mutex> l(reg_->mu_);
   auto it = reg_->ranges_.find(base_);
   if (it != reg_->ranges_.end() && --it->second.leases == 0) reg_->cv_.notify_all();
-}
-
-std::vector<iovec> MemoryRegistry::RegionsLocked() const {
-  std::vector<iovec> out;
-  for (const auto& [base, r] : ranges_) {
-    if (!r.closing) out.push_back(iovec{reinterpret_cast<void*>(base), r.bytes});
-  }
-  return out;
 }
 
 size_t MemoryRegistry::ranges() const {

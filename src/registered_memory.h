@@ -25,9 +25,12 @@ namespace kvt {
 
 class MemoryRegistry {
  public:
-  // Called with every registered range (after each change) to re-register with io_uring.
-  using RegionsChanged = std::function<void(std::vector<iovec>)>;
-  explicit MemoryRegistry(RegionsChanged changed) : changed_(std::move(changed)) {}
+  // Registers a range with io_uring (the NVMe tier's RegisterRegion) and returns its handle, or
+  // takes one back; both may be empty (no NVMe tier).
+  using AddRegion = std::function<uint64_t(void* base, size_t bytes)>;
+  using RemoveRegion = std::function<void(uint64_t handle)>;
+  MemoryRegistry(AddRegion add, RemoveRegion remove)
+      : add_(std::move(add)), remove_(std::move(remove)) {}
   ~MemoryRegistry();
 
   // InvalidArgument: NULL, zero bytes, or overlapping a registered range.
@@ -63,10 +66,11 @@ class MemoryRegistry {
     bool closing = false;
     bool locked = false;  // mlock succeeded
     bool cuda = false;    // cudaHostRegister succeeded
+    uint64_t ring_handle = 0;
   };
-  std::vector<iovec> RegionsLocked() const;
 
-  RegionsChanged changed_;
+  AddRegion add_;
+  RemoveRegion remove_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<uintptr_t, Range> ranges_;  // GUARDED_BY(mu_), by start address

@@ -60,14 +60,16 @@ Status Store::StartEngineFacing() {
     if (nvme_) nvme_->SetDropSink([self](uint64_t ns, const Hash128& k) { self->NoteGone(ns, k); });
   }
   NvmeTier* nvme = nvme_.get();
-  HostTier* host = host_.get();
-  memory_ = std::make_unique<MemoryRegistry>([nvme, host](std::vector<iovec> caller) {
-    if (nvme == nullptr) return;
-    // RegisterBuffers replaces the set: the host slabs stay registered beside caller ranges.
-    std::vector<iovec> all = host->Regions();
-    all.insert(all.end(), caller.begin(), caller.end());
-    nvme->RegisterBuffers(all);
-  });
+  MemoryRegistry::AddRegion add;
+  MemoryRegistry::RemoveRegion remove;
+  if (nvme != nullptr) {
+    add = [nvme](void* base, size_t bytes) -> uint64_t {
+      auto h = nvme->RegisterRegion(base, bytes);
+      return h.ok() ? *h : 0;  // refused: reads into it work unregistered
+    };
+    remove = [nvme](uint64_t handle) { nvme->UnregisterRegion(handle); };
+  }
+  memory_ = std::make_unique<MemoryRegistry>(std::move(add), std::move(remove));
   return Status::Ok();
 }
 
@@ -162,29 +164,40 @@ void Store::GetEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
     if (!e.status.ok()) e.tier = Tier::kNone;
     Add(e.status.ok() ? counters_.get_hits : counters_.get_misses);
   }
-  // The NVMe part of the batch, one entry after another for now: this loop is the seam where a
-  // batched NVMe read (all of it in flight at once) plugs in.
-  for (size_t i : disk) {
-    BatchEntry& e = v[i];
-    e.status = Status::NotFound("block not stored");
-    e.tier = Tier::kNvme;
-    if (nvme_) {
+  if (disk.empty()) return;
+  // The NVMe part of the batch: one ReadBatch keeps up to io_depth reads in flight, each block
+  // straight into the caller's buffer (READ_FIXED when it lies in registered memory; the tier
+  // copies through its scratch only for an unaligned buffer). Registered ranges are leased so that
+  // kvt_unregister_memory waits for these reads.
+  std::vector<NvmeReadItem> items;
+  std::vector<MemoryRegistry::Lease> leases;
+  std::vector<bool> registered(disk.size(), false);
+  if (nvme_) {
+    items.resize(disk.size());
+    for (size_t k = 0; k < disk.size(); ++k) {
+      BatchEntry& e = v[disk[k]];
+      items[k].ns = info.id;
+      items[k].key = e.key;
+      items[k].dst = e.buf;
+      items[k].dst_bytes = e.bytes;
       auto lease = memory_->Acquire(e.buf, e.bytes);
-      const bool direct = lease && e.bytes % AlignedBuffer::kPage == 0 &&
-                          reinterpret_cast<uintptr_t>(e.buf) % AlignedBuffer::kPage == 0;
-      if (direct) {
-        // Registered caller memory: the read lands in place (no bounce buffer), then the block is
-        // promoted to the host tier from there, as Promote does from its scratch buffer.
-        BlockMeta m;
-        e.status = nvme_->Read(info.id, e.key, e.buf, e.bytes, &m);
-        if (e.status.ok()) {
-          Add(engine_counters_.direct_reads);
-          Status hs = host_->Put(m, e.buf, /*checksum_known=*/true);
-          Add(hs.ok() ? counters_.promotions : counters_.promotion_failures);
-        }
-      } else {
-        e.status = Promote(info.id, e.key, e.buf, e.bytes);
+      if (lease) {
+        registered[k] = reinterpret_cast<uintptr_t>(e.buf) % AlignedBuffer::kPage == 0;
+        leases.push_back(std::move(lease));
       }
+    }
+    nvme_->ReadBatch(items);
+    leases.clear();
+  }
+  for (size_t k = 0; k < disk.size(); ++k) {
+    BatchEntry& e = v[disk[k]];
+    e.status = nvme_ ? items[k].status : Status::NotFound("block not stored");
+    e.tier = Tier::kNvme;
+    if (e.status.ok()) {
+      if (registered[k]) Add(engine_counters_.direct_reads);
+      // Promotion to the host tier, from the caller's buffer (the verified bytes).
+      Status hs = host_->Put(items[k].meta, e.buf, /*checksum_known=*/true);
+      Add(hs.ok() ? counters_.promotions : counters_.promotion_failures);
     }
     if (e.status.IsNotFound() && remote_) {
       e.tier = Tier::kRemote;

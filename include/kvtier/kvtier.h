@@ -293,9 +293,10 @@ typedef struct {
  * failure: the entry is then dropped) or KVT_IO_ERROR; for a put KVT_OK (tier = KVT_TIER_HOST),
  * KVT_BUSY (host tier full and pinned), or the write-through's failure (KVT_NO_SPACE,
  * KVT_IO_ERROR: the block is in the host tier but not on NVMe). n == 0 is a valid no-op.
- * Gets serve host and HBM hits by memcpy and then read the NVMe misses in one pass; a block read
- * from NVMe is promoted to the host tier, and lands in place when buf is in registered memory
- * (kvt_register_memory), 4 KiB-aligned and bytes is a multiple of 4 KiB. Puts store into the host
+ * Gets serve host and HBM hits by memcpy and then read all the NVMe misses together (up to
+ * io_depth reads in flight); a block read from NVMe lands straight in buf when buf is 4 KiB-aligned
+ * (with registered buffers when it lies in kvt_register_memory memory; an unaligned buf costs a
+ * copy) and is promoted to the host tier. Puts store into the host
  * tier and, with write_through, write the batch's blocks to NVMe in one submission. Gets and puts
  * are uses for eviction, as kvt_get and kvt_put are. Blocks. */
 KVT_API kvt_status_t kvt_get_batch(kvt_store* s, uint64_t ns, kvt_io* v, size_t n);
