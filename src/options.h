@@ -31,6 +31,7 @@ struct Options {
   std::string nvme_codec = "none";        // none | zstd (byte-shuffled)
   std::string nvme_admission = "all";     // all | seen_twice | budget:SIZE | a+b
   bool nvme_reinsertion = false;
+  uint64_t event_queue = 0;  // block events kept for kvt_events_poll; 0: events off
 
   // Sets one option from its text form. InvalidArgument names the option and what was wrong.
   Status Set(std::string_view name, std::string_view value);

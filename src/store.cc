@@ -6,9 +6,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -66,6 +68,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     }
   }
   if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
+  KVT_RETURN_IF_ERROR(s->StartEngineFacing());
   KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   return s;
 }
@@ -361,9 +364,11 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
     m.has_tokens = true;
     m.tokens_digest = hasher_.TokensDigest({tokens, info->geometry.block_tokens});
   }
+  const bool was_held = EventsOn() && HeldLocally(ns, key);
   Status s = host_->Put(m, data, /*checksum_known=*/false);
   if (!s.ok()) return s;
   Add(counters_.puts);
+  if (!was_held) NoteStored(ns, key);
   if (nvme_ && WriteThroughMode()) {
     // The caller's thread is the write-through queue: the block is on NVMe (not yet durable;
     // see Flush) when put returns, and a failure to write it is reported.
@@ -381,7 +386,10 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
                                    " bytes");
   }
   Add(counters_.gets);
+  // A host copy that fails verify_host_reads is dropped by the read: REMOVED if it was the last.
+  const bool in_host = EventsOn() && host_->Lookup(ns, key, nullptr, /*touch=*/false);
   Status s = host_->Read(ns, key, dst, bytes, nullptr);
+  if (in_host && s.IsNotFound()) NoteGone(ns, key);
   if (s.IsNotFound() && hbm_) s = hbm_->Read(ns, key, dst, bytes, nullptr);
   if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
   if (s.IsNotFound() && remote_) s = RemoteGet(*info, key, dst, bytes);
@@ -400,11 +408,27 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
     else if (!n.ok() && !n.IsNotFound()) s = n;
   }
   if (s.ok()) Add(counters_.removes);
+  if (s.ok()) NoteGone(ns, key);
   return s;
 }
 
 Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  std::vector<BlockId> gone;  // events: every block the drop removes
+  if (EventsOn()) {
+    for (const BlockId& id : host_->Snapshot())
+      if (id.ns == ns) gone.push_back(id);
+    if (hbm_) {
+      for (const BlockId& id : hbm_->Snapshot())
+        if (id.ns == ns) gone.push_back(id);
+    }
+    if (nvme_) {
+      nvme_->ForEachEntry([&](const NvmeEntry& e) {
+        if (e.ns == ns) gone.push_back(BlockId{e.ns, e.key});
+        return true;
+      });
+    }
+  }
   host_->DropNamespace(ns);
   if (hbm_) hbm_->DropNamespace(ns);
   if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
@@ -412,6 +436,11 @@ Status Store::DropNamespace(uint64_t ns) {
     KVT_RETURN_IF_ERROR(remote_->DropNamespace(info->encoding).WithContext("remote drop"));
   }
   Add(counters_.namespace_drops);
+  std::sort(gone.begin(), gone.end(), [](const BlockId& a, const BlockId& b) {
+    return std::tie(a.key.lo, a.key.hi) < std::tie(b.key.lo, b.key.hi);
+  });
+  gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
+  for (const BlockId& id : gone) NoteGone(id.ns, id.key);
   return Status::Ok();
 }
 
@@ -476,6 +505,7 @@ std::string Store::StatsJson() const {
   HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(*nvme_, &j["tiers"]["nvme"]);
   if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
+  EngineStatsJson(&j);
   return j.dump();
 }
 
