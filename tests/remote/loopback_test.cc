@@ -379,7 +379,10 @@ TEST(RemoteLoopback, ConnectionLimitAndTimeouts) {
 
 TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
   ServerOptions so;
-  so.frame_timeout = std::chrono::milliseconds(150);
+  // Well under the stream's length (about 2 s of paced reads), but long enough that a test
+  // thread descheduled on a loaded machine is not taken for a client that stopped reading
+  // (150 ms failed about one run in four with other builds running).
+  so.frame_timeout = std::chrono::milliseconds(500);
   Node node(so, "64MiB");
   testing::TestDir a_dir;
   auto ao = StoreOptions(a_dir.path(), node.endpoint());
@@ -400,7 +403,9 @@ TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
   wire::FrameHeader h;
   std::vector<uint8_t> body;
   ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body));  // hello
+  const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < keys.size(); ++i) {
+    // Pacing (not synchronization): reading slowly makes the stream outlast the frame timeout.
     if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
     ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body)) << "block " << i;
     ASSERT_EQ(h.request_id, 2u);
@@ -409,6 +414,7 @@ TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
   EXPECT_EQ(h.request_id, 3u);
   EXPECT_EQ(h.status, 0);
   EXPECT_EQ(node.server->counters().frame_timeouts.load(), 0u);
+  EXPECT_GT(std::chrono::steady_clock::now() - start, so.frame_timeout);  // 200 x 3 ms at least
 }
 
 TEST(RemoteLoopback, MetricsArePrometheusText) {
