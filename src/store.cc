@@ -57,6 +57,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     no.io_depth = o.io_depth;
     KVT_ASSIGN_OR_RETURN(no.codec, ParseCodec(o.nvme_codec));
     no.reinsertion = o.nvme_reinsertion;
+    no.io_factory = o.nvme_io_factory;
     KVT_ASSIGN_OR_RETURN(s->nvme_, NvmeTier::Open(no));
     KVT_ASSIGN_OR_RETURN(s->admission_, MakeAdmissionPolicy(o.nvme_admission));
     // Host slots are the I/O buffers: register them so reads and writes use fixed buffers.
@@ -64,7 +65,12 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     if (!s->WriteThroughMode()) {
       Store* self = s.get();
       s->host_->SetEvictSink(
-          [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
+          [self](const BlockMeta& m, const uint8_t* data) {
+            // The put was acknowledged and the host copy is gone now: if the NVMe write failed,
+            // the next Flush must say that acknowledged data did not become durable.
+            Status st = self->Demote(m, data);
+            if (!st.ok()) self->NoteLostDemotion(st);
+          });
     }
   }
   if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
@@ -95,8 +101,25 @@ Status Store::Demote(const BlockMeta& meta, const uint8_t* data) {
     }
   }
   Status st = nvme_->Write(meta, data);
-  // On eviction a failed demotion just loses a cached block (counted); Flush reports it.
+  // On eviction a failed demotion loses an acknowledged block: the eviction sink hands the
+  // status to NoteLostDemotion and the next Flush reports it.
   Add(st.ok() ? counters_.demotions : counters_.demotion_failures);
+  return st;
+}
+
+void Store::NoteLostDemotion(const Status& st) {
+  std::lock_guard<std::mutex> l(lost_mu_);
+  if (lost_demotions_++ == 0) lost_first_ = st;
+}
+
+Status Store::TakeLostDemotions() {
+  std::lock_guard<std::mutex> l(lost_mu_);
+  if (lost_demotions_ == 0) return Status::Ok();
+  Status st = lost_first_.WithContext(std::to_string(lost_demotions_) +
+                                      " evicted block(s) could not be written to NVMe since the "
+                                      "last flush; they are lost (first error)");
+  lost_demotions_ = 0;
+  lost_first_ = Status::Ok();
   return st;
 }
 
@@ -199,6 +222,10 @@ Status Store::Flush() {
     }
   }
   Status st = nvme_->Flush();
+  // Evictions that failed to reach NVMe since the last Flush: acknowledged blocks that did not
+  // become durable. Reported once, by this Flush (docs/decisions.md).
+  Status lost = TakeLostDemotions();
+  if (!lost.ok()) return lost;
   return first.ok() ? st : first;
 }
 

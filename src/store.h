@@ -176,6 +176,10 @@ class Store {
   // Host -> NVMe (write-back: on eviction and at flush), through admission; skipped when NVMe
   // holds the block already. Runs without the host lock. The write's status.
   Status Demote(const BlockMeta& meta, const uint8_t* data);
+  // A demotion on eviction failed: the block is lost. Remembered for the next Flush.
+  void NoteLostDemotion(const Status& st);
+  // The lost demotions since the last call, as one error (OK when none), and forgets them.
+  Status TakeLostDemotions();
   // Copies a block from NVMe into the host tier (and into dst when given). NotFound on a miss.
   Status Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes);
   // Writes a block now in the host tier to NVMe as well (write-through).
@@ -230,6 +234,9 @@ class Store {
   std::unique_ptr<RemoteTier> remote_;  // null when `remote` is empty
   std::mutex admission_mu_;
   std::unique_ptr<AdmissionPolicy> admission_;  // GUARDED_BY(admission_mu_)
+  std::mutex lost_mu_;
+  uint64_t lost_demotions_ = 0;  // GUARDED_BY(lost_mu_): failed evictions not yet reported
+  Status lost_first_;            // GUARDED_BY(lost_mu_)
   mutable std::shared_mutex ns_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
   mutable StoreCounters counters_;

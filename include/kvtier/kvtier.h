@@ -173,7 +173,9 @@ KVT_API kvt_status_t kvt_close(kvt_store* s);
 
 /* Makes every block acknowledged so far (and admitted by nvme_admission) durable on NVMe: with
  * write_back, blocks only in host RAM are written down first. With only volatile tiers configured
- * it returns KVT_OK at once. The first write or sync failure is returned. Blocks. */
+ * it returns KVT_OK at once. The first write or sync failure is returned. With write_back, a block
+ * evicted since the last flush whose NVMe write failed is lost although its put succeeded: this
+ * flush then returns that error (KVT_IO_ERROR or KVT_NO_SPACE), once. Blocks. */
 KVT_API kvt_status_t kvt_flush(kvt_store* s);
 
 /* ---- namespaces and keys -------------------------------------------------------------------- */
