@@ -235,7 +235,9 @@ TEST_F(CapiConcurrencyTest, TwelveThreadsOverEveryTierReadOnlyTheirOwnBytes) {
               (unsigned long long)JsonField(stats, "nvme", "segments_reclaimed"));
   EXPECT_EQ(sh.failures.load(), 0u);
   if (std::getenv("KVT_PRINT_STATS") != nullptr) std::printf("%s\n", stats.c_str());
-  EXPECT_GT(sh.verified.load(), static_cast<uint64_t>(kOpsPerThread));  // reads did hit
+  // Reads did hit (how many depends on how the threads interleave: removes, drops and reclaim
+  // race them; 1,300-4,100 of 6,000 were seen, so the floor only proves hits were checked).
+  EXPECT_GT(sh.verified.load(), static_cast<uint64_t>(kOpsPerThread / 10));
   EXPECT_GT(JsonField(stats, "nvme", "segments_reclaimed"), 0u) << "reclaim never ran";
   EXPECT_GT(JsonField(stats, "store", "promotions"), 0u) << "no read reached NVMe";
 
