@@ -68,7 +68,7 @@ class EngineFixture final : public Fixture {
   std::vector<uint64_t> prefix_starts;  // which prefix each batch reads, in units of `prefix`
 };
 
-constexpr uint64_t kPrefix = 64;     // blocks of a prefix fetched in one batch
+constexpr uint64_t kPrefix = 64;      // blocks of a prefix fetched in one batch
 constexpr uint64_t kWriteBatch = 64;  // blocks of a batched write or flush
 
 Sample Done(double t0, uint64_t n, uint64_t block) {
