@@ -186,6 +186,17 @@ Hash128 KeyHasher::TokensDigest(std::span<const int32_t> tokens) const {
   return Hash(buf.data(), buf.size());
 }
 
+Hash128 KeyHasher::ExternalKey(const Hash128& root, const void* id, size_t len) const {
+  thread_local std::string buf;
+  buf.clear();
+  buf.push_back('X');
+  PutU64(&buf, root.lo);
+  PutU64(&buf, root.hi);
+  PutU64(&buf, len);
+  buf.append(static_cast<const char*>(id), len);
+  return Truncate(Hash(buf.data(), buf.size()));
+}
+
 void KeyHasher::ChainKeys(const Hash128& root, std::span<const int32_t> tokens,
                           uint32_t block_tokens, std::vector<Hash128>* out) const {
   out->clear();

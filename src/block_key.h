@@ -78,6 +78,10 @@ class KeyHasher {
   // Digest of a block's token ids, stored beside the block to verify hits. Never truncated, even
   // in the forced-collision test build.
   Hash128 TokensDigest(std::span<const int32_t> tokens) const;
+  // Key for a caller-supplied block id (an engine's own hash chain, any bytes) in the namespace
+  // whose root is `root`: XXH3-128('X' | root | length | id bytes). The root separates
+  // namespaces; the tag separates these keys from token-chained ones.
+  Hash128 ExternalKey(const Hash128& root, const void* id, size_t len) const;
   // Keys of every full block of `tokens`; a trailing partial block gets no key.
   void ChainKeys(const Hash128& root, std::span<const int32_t> tokens, uint32_t block_tokens,
                  std::vector<Hash128>* out) const;

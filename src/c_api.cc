@@ -1,12 +1,15 @@
 // The C API: argument checks, conversion between C and engine types, and the one place where
 // Status becomes kvt_status_t and exceptions stop. Every argument is checked before anything
 // changes, so a rejected call leaves the store, its counters and the out-parameters untouched.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <new>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "kvtier/kvtier.h"
 #include "src/gpu_cache.h"
@@ -399,6 +402,137 @@ kvt_status_t kvt_gpu_load(kvt_gpu_cache* c, const kvt_key* keys, const int32_t* 
     std::vector<kvt::Hash128> k(n);
     for (size_t i = 0; i < n; ++i) k[i] = ToHash(keys[i]);
     return Convert(c->c->Load(k, {block_ids, n}, stream, layer_events));
+  });
+}
+
+// --- batches, caller memory, caller keys, events --------------------------------------------
+
+// Engine entries from the caller's kvt_io array (the outputs are written back by FromEntries).
+static void ToEntries(const kvt_io* v, size_t n, std::vector<kvt::BatchEntry>* out) {
+  out->resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    kvt::BatchEntry& e = (*out)[i];
+    e.key = ToHash(v[i].key);
+    e.parent = ToHash(v[i].parent);
+    e.tokens = v[i].tokens;
+    e.buf = v[i].buf;
+    e.bytes = v[i].bytes;
+  }
+}
+
+static kvt_status_t EntryStatus(const kvt::Status& s) {
+  return static_cast<kvt_status_t>(s.code());
+}
+
+static void FromEntries(std::span<const kvt::BatchEntry> done, kvt_io* v) {
+  for (size_t i = 0; i < done.size(); ++i) {
+    v[i].status = EntryStatus(done[i].status);
+    v[i].tier = static_cast<kvt_tier_t>(done[i].tier);
+  }
+}
+
+static kvt_status_t CheckBatchArgs(const char* fn, kvt_store* s, kvt_io* v, size_t n) {
+  KVT_REQUIRE(s != nullptr, std::string(fn) + ": store is NULL");
+  KVT_REQUIRE(v != nullptr || n == 0, std::string(fn) + ": v is NULL");
+  return KVT_OK;
+}
+
+static kvt_status_t RunBatch(const char* fn, bool put, kvt_store* s, uint64_t ns, kvt_io* v,
+                             size_t n) {
+  kvt_status_t st = CheckBatchArgs(fn, s, v, n);
+  if (st != KVT_OK) return st;
+  std::vector<kvt::BatchEntry> e;
+  ToEntries(v, n, &e);
+  kvt::Status bs = put ? s->s->PutBatch(ns, e) : s->s->GetBatch(ns, e);
+  if (!bs.ok()) return Convert(bs);
+  FromEntries(e, v);
+  return KVT_OK;
+}
+
+static kvt_status_t StartBatch(const char* fn, bool put, kvt_store* s, uint64_t ns, kvt_io* v,
+                               size_t n, kvt_ticket** out) {
+  kvt_status_t st = CheckBatchArgs(fn, s, v, n);
+  if (st != KVT_OK) return st;
+  KVT_REQUIRE(out != nullptr, std::string(fn) + ": out is NULL");
+  std::vector<kvt::BatchEntry> e;
+  ToEntries(v, n, &e);
+  auto publish = [v](size_t first, std::span<const kvt::BatchEntry> done) {
+    FromEntries(done, v + first);
+  };
+  auto t = s->s->StartBatch(put, ns, std::move(e), publish);
+  if (!t.ok()) return Convert(t.status());
+  *out = new kvt_ticket{std::move(t).value()};
+  return KVT_OK;
+}
+
+kvt_status_t kvt_get_batch(kvt_store* s, uint64_t ns, kvt_io* v, size_t n) {
+  return Guard(__func__, [&] { return RunBatch(__func__, false, s, ns, v, n); });
+}
+
+kvt_status_t kvt_put_batch(kvt_store* s, uint64_t ns, kvt_io* v, size_t n) {
+  return Guard(__func__, [&] { return RunBatch(__func__, true, s, ns, v, n); });
+}
+
+kvt_status_t kvt_get_batch_async(kvt_store* s, uint64_t ns, kvt_io* v, size_t n,
+                                 kvt_ticket** out) {
+  return Guard(__func__, [&] { return StartBatch(__func__, false, s, ns, v, n, out); });
+}
+
+kvt_status_t kvt_put_batch_async(kvt_store* s, uint64_t ns, kvt_io* v, size_t n,
+                                 kvt_ticket** out) {
+  return Guard(__func__, [&] { return StartBatch(__func__, true, s, ns, v, n, out); });
+}
+
+kvt_status_t kvt_register_memory(kvt_store* s, void* addr, size_t bytes) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_register_memory: store is NULL");
+    KVT_REQUIRE(addr != nullptr, "kvt_register_memory: addr is NULL");
+    KVT_REQUIRE(bytes != 0, "kvt_register_memory: bytes is 0");
+    return Convert(s->s->RegisterMemory(addr, bytes));
+  });
+}
+
+kvt_status_t kvt_unregister_memory(kvt_store* s, void* addr) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_unregister_memory: store is NULL");
+    KVT_REQUIRE(addr != nullptr, "kvt_unregister_memory: addr is NULL");
+    return Convert(s->s->UnregisterMemory(addr));
+  });
+}
+
+kvt_status_t kvt_key_from_bytes(kvt_store* s, uint64_t ns, const void* id, size_t len,
+                                kvt_key* key) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_key_from_bytes: store is NULL");
+    KVT_REQUIRE(id != nullptr, "kvt_key_from_bytes: id is NULL");
+    KVT_REQUIRE(key != nullptr, "kvt_key_from_bytes: key is NULL");
+    KVT_REQUIRE(len >= 1 && len <= 4096,
+                "kvt_key_from_bytes: len " + std::to_string(len) + " is not 1..4096");
+    auto k = s->s->KeyFromBytes(ns, id, len);
+    if (!k.ok()) return Convert(k.status());
+    *key = ToKey(*k);
+    return KVT_OK;
+  });
+}
+
+kvt_status_t kvt_events_poll(kvt_store* s, kvt_event* out, size_t cap, size_t* n,
+                             uint64_t* lost) {
+  return Guard(__func__, [&] {
+    KVT_REQUIRE(s != nullptr, "kvt_events_poll: store is NULL");
+    KVT_REQUIRE(n != nullptr, "kvt_events_poll: n is NULL");
+    KVT_REQUIRE(out != nullptr || cap == 0, "kvt_events_poll: out is NULL");
+    std::vector<kvt::BlockEvent> ev(std::min<size_t>(cap, size_t{1} << 22));  // the most kept
+    uint64_t dropped = 0;
+    auto got = s->s->PollEvents(ev.data(), ev.size(), &dropped);
+    if (!got.ok()) return Convert(got.status());
+    for (size_t i = 0; i < *got; ++i) {
+      out[i].kind = ev[i].kind == kvt::EventKind::kStored ? KVT_EVENT_STORED : KVT_EVENT_REMOVED;
+      out[i].ns = ev[i].ns;
+      out[i].key = ToKey(ev[i].key);
+    }
+    *n = *got;
+    if (lost != nullptr) *lost = dropped;
+    return KVT_OK;
   });
 }
 

@@ -65,7 +65,7 @@ std::vector<std::string_view> Options::Names() {
   return {"dir",         "host_bytes",   "hbm_bytes", "nvme_bytes",      "host_policy",
           "write_policy", "hash_secret", "remote",    "auth_secret",     "remote_write", "io_depth",
           "host_slab_bytes", "host_mlock", "verify_host_reads", "nvme_segment_bytes",
-          "nvme_codec",  "nvme_admission", "nvme_reinsertion"};
+          "nvme_codec",  "nvme_admission", "nvme_reinsertion", "event_queue"};
 }
 
 Status Options::Set(std::string_view name, std::string_view value) {
@@ -171,6 +171,14 @@ Status Options::Set(std::string_view name, std::string_view value) {
     return Status::Ok();
   }
   if (name == "verify_host_reads") return set_bool(&verify_host_reads);
+  if (name == "event_queue") {
+    auto n = ParseUint(value);
+    if (!n.ok()) return bad(n.status());
+    // A bound on the ring's memory (40 bytes an event): 4M events = 160 MiB.
+    if (*n > (1u << 22)) return bad(Status::InvalidArgument("must be 0..4194304"));
+    event_queue = *n;
+    return Status::Ok();
+  }
   return Status::InvalidArgument("unknown option '" + std::string(name) + "'");
 }
 

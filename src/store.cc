@@ -6,9 +6,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -55,6 +57,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     no.io_depth = o.io_depth;
     KVT_ASSIGN_OR_RETURN(no.codec, ParseCodec(o.nvme_codec));
     no.reinsertion = o.nvme_reinsertion;
+    no.io_factory = o.nvme_io_factory;
     KVT_ASSIGN_OR_RETURN(s->nvme_, NvmeTier::Open(no));
     KVT_ASSIGN_OR_RETURN(s->admission_, MakeAdmissionPolicy(o.nvme_admission));
     // Host slots are the I/O buffers: register them so reads and writes use fixed buffers.
@@ -62,10 +65,16 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     if (!s->WriteThroughMode()) {
       Store* self = s.get();
       s->host_->SetEvictSink(
-          [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
+          [self](const BlockMeta& m, const uint8_t* data) {
+            // The put was acknowledged and the host copy is gone now: if the NVMe write failed,
+            // the next Flush must say that acknowledged data did not become durable.
+            Status st = self->Demote(m, data);
+            if (!st.ok()) self->NoteLostDemotion(st);
+          });
     }
   }
   if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
+  KVT_RETURN_IF_ERROR(s->StartEngineFacing());
   KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   return s;
 }
@@ -92,8 +101,25 @@ Status Store::Demote(const BlockMeta& meta, const uint8_t* data) {
     }
   }
   Status st = nvme_->Write(meta, data);
-  // On eviction a failed demotion just loses a cached block (counted); Flush reports it.
+  // On eviction a failed demotion loses an acknowledged block: the eviction sink hands the
+  // status to NoteLostDemotion and the next Flush reports it.
   Add(st.ok() ? counters_.demotions : counters_.demotion_failures);
+  return st;
+}
+
+void Store::NoteLostDemotion(const Status& st) {
+  std::lock_guard<std::mutex> l(lost_mu_);
+  if (lost_demotions_++ == 0) lost_first_ = st;
+}
+
+Status Store::TakeLostDemotions() {
+  std::lock_guard<std::mutex> l(lost_mu_);
+  if (lost_demotions_ == 0) return Status::Ok();
+  Status st = lost_first_.WithContext(std::to_string(lost_demotions_) +
+                                      " evicted block(s) could not be written to NVMe since the "
+                                      "last flush; they are lost (first error)");
+  lost_demotions_ = 0;
+  lost_first_ = Status::Ok();
   return st;
 }
 
@@ -196,6 +222,10 @@ Status Store::Flush() {
     }
   }
   Status st = nvme_->Flush();
+  // Evictions that failed to reach NVMe since the last Flush: acknowledged blocks that did not
+  // become durable. Reported once, by this Flush (docs/decisions.md).
+  Status lost = TakeLostDemotions();
+  if (!lost.ok()) return lost;
   return first.ok() ? st : first;
 }
 
@@ -361,9 +391,11 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
     m.has_tokens = true;
     m.tokens_digest = hasher_.TokensDigest({tokens, info->geometry.block_tokens});
   }
+  const bool was_held = EventsOn() && HeldLocally(ns, key);
   Status s = host_->Put(m, data, /*checksum_known=*/false);
   if (!s.ok()) return s;
   Add(counters_.puts);
+  if (!was_held) NoteStored(ns, key);
   if (nvme_ && WriteThroughMode()) {
     // The caller's thread is the write-through queue: the block is on NVMe (not yet durable;
     // see Flush) when put returns, and a failure to write it is reported.
@@ -381,7 +413,10 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
                                    " bytes");
   }
   Add(counters_.gets);
+  // A host copy that fails verify_host_reads is dropped by the read: REMOVED if it was the last.
+  const bool in_host = EventsOn() && host_->Lookup(ns, key, nullptr, /*touch=*/false);
   Status s = host_->Read(ns, key, dst, bytes, nullptr);
+  if (in_host && s.IsNotFound()) NoteGone(ns, key);
   if (s.IsNotFound() && hbm_) s = hbm_->Read(ns, key, dst, bytes, nullptr);
   if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
   if (s.IsNotFound() && remote_) s = RemoteGet(*info, key, dst, bytes);
@@ -400,11 +435,27 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
     else if (!n.ok() && !n.IsNotFound()) s = n;
   }
   if (s.ok()) Add(counters_.removes);
+  if (s.ok()) NoteGone(ns, key);
   return s;
 }
 
 Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  std::vector<BlockId> gone;  // events: every block the drop removes
+  if (EventsOn()) {
+    for (const BlockId& id : host_->Snapshot())
+      if (id.ns == ns) gone.push_back(id);
+    if (hbm_) {
+      for (const BlockId& id : hbm_->Snapshot())
+        if (id.ns == ns) gone.push_back(id);
+    }
+    if (nvme_) {
+      nvme_->ForEachEntry([&](const NvmeEntry& e) {
+        if (e.ns == ns) gone.push_back(BlockId{e.ns, e.key});
+        return true;
+      });
+    }
+  }
   host_->DropNamespace(ns);
   if (hbm_) hbm_->DropNamespace(ns);
   if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
@@ -412,6 +463,11 @@ Status Store::DropNamespace(uint64_t ns) {
     KVT_RETURN_IF_ERROR(remote_->DropNamespace(info->encoding).WithContext("remote drop"));
   }
   Add(counters_.namespace_drops);
+  std::sort(gone.begin(), gone.end(), [](const BlockId& a, const BlockId& b) {
+    return std::tie(a.key.lo, a.key.hi) < std::tie(b.key.lo, b.key.hi);
+  });
+  gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
+  for (const BlockId& id : gone) NoteGone(id.ns, id.key);
   return Status::Ok();
 }
 
@@ -476,6 +532,7 @@ std::string Store::StatsJson() const {
   HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(*nvme_, &j["tiers"]["nvme"]);
   if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
+  EngineStatsJson(&j);
   return j.dump();
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -19,9 +20,12 @@
 
 #include "base/status.h"
 #include "io/unique_fd.h"
+#include "src/batch_runner.h"
 #include "src/block_key.h"
+#include "src/events.h"
 #include "src/options.h"
 #include "src/prefetch.h"
+#include "src/registered_memory.h"
 #include "src/ticket.h"
 #include "tiers/admission.h"
 #include "tiers/device_memory.h"
@@ -58,6 +62,25 @@ struct StoreCounters {
   std::atomic<uint64_t> remote_hits{0}, remote_fetches{0}, remote_fetch_failures{0};
   std::atomic<uint64_t> remote_puts{0}, remote_put_failures{0};
   std::atomic<uint64_t> peer_puts{0}, peer_put_rejects{0};
+};
+
+// One block of a batch (kvt_io): what to move, and its outcome.
+struct BatchEntry {
+  Hash128 key;
+  Hash128 parent;                   // put: {0,0} means the namespace root
+  const int32_t* tokens = nullptr;  // put: block_tokens ids or nullptr
+  void* buf = nullptr;              // get: destination; put: source (only read)
+  size_t bytes = 0;
+  Status status;                    // out
+  Tier tier = Tier::kNone;          // out, get: where it was served from
+};
+
+// Counters of the engine-facing calls (batches, caller memory, events); src/store_batch.cc.
+struct EngineCounters {
+  std::atomic<uint64_t> get_batches{0}, put_batches{0}, batch_entries{0};
+  std::atomic<uint64_t> async_batches{0}, async_cancelled_entries{0};
+  std::atomic<uint64_t> direct_reads{0};  // NVMe reads straight into registered caller memory
+  std::atomic<uint64_t> memory_registrations{0};
 };
 
 class Store {
@@ -106,6 +129,25 @@ class Store {
   std::string StatsJson() const;
   const Options& options() const { return opts_; }
 
+  // --- engine-facing calls (src/store_batch.cc) ---
+  // Gets (puts) every entry; all arguments are checked first (InvalidArgument: nothing done, no
+  // entry touched). Then OK, with each entry's own status and tier filled.
+  Status GetBatch(uint64_t ns, std::span<BatchEntry> v);
+  Status PutBatch(uint64_t ns, std::span<BatchEntry> v);
+  // The same on a background worker; returns the ticket at once (after the checks). `publish`
+  // receives each finished run of entries [first, first + done.size()) as it completes, and the
+  // cancelled ones (status Unavailable) when the ticket is released early; the ticket completes
+  // (Wait returns OK) once every entry was published.
+  using BatchPublish = std::function<void(size_t first, std::span<const BatchEntry> done)>;
+  StatusOr<std::unique_ptr<Ticket>> StartBatch(bool put, uint64_t ns, std::vector<BatchEntry> v,
+                                               BatchPublish publish);
+  // A caller's block id mapped into namespace ns's key space (keyed hash).
+  StatusOr<Hash128> KeyFromBytes(uint64_t ns, const void* id, size_t len) const;
+  Status RegisterMemory(void* addr, size_t bytes);
+  Status UnregisterMemory(void* addr);
+  // Up to cap events, oldest first; Unavailable when the event_queue option is 0.
+  StatusOr<size_t> PollEvents(BlockEvent* out, size_t cap, uint64_t* lost);
+
   // --- serving remote peers (kvtierd's ServerSession; src/store_remote.cc) ---
   // The namespace of a peer's canonical encoding, opened (registered) when new. Blocks of two
   // tenants never meet: the encoding holds every field of the description (tenant salt included)
@@ -134,6 +176,10 @@ class Store {
   // Host -> NVMe (write-back: on eviction and at flush), through admission; skipped when NVMe
   // holds the block already. Runs without the host lock. The write's status.
   Status Demote(const BlockMeta& meta, const uint8_t* data);
+  // A demotion on eviction failed: the block is lost. Remembered for the next Flush.
+  void NoteLostDemotion(const Status& st);
+  // The lost demotions since the last call, as one error (OK when none), and forgets them.
+  Status TakeLostDemotions();
   // Copies a block from NVMe into the host tier (and into dst when given). NotFound on a miss.
   Status Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes);
   // Writes a block now in the host tier to NVMe as well (write-through).
@@ -162,6 +208,20 @@ class Store {
   // Prefetch: brings blocks no local tier holds into the host tier in one streamed batch.
   void RemotePrefetch(const NamespaceInfo& ns, std::span<const Hash128> keys);
 
+  // --- engine-facing internals (src/store_batch.cc) ---
+  // Events, registered memory and the eviction hooks events need. Called by Open.
+  Status StartEngineFacing();
+  Status CheckBatch(const NamespaceInfo& ns, std::span<const BatchEntry> v, const char* what) const;
+  void GetEntries(const NamespaceInfo& ns, std::span<BatchEntry> v);
+  void PutEntries(const NamespaceInfo& ns, std::span<BatchEntry> v);
+  // Whether any local tier holds the block (events only: STORED is for blocks new to the store).
+  bool HeldLocally(uint64_t ns, const Hash128& key);
+  bool EventsOn() const { return events_ != nullptr; }
+  void NoteStored(uint64_t ns, const Hash128& key);
+  // A block left a tier: REMOVED when no local tier holds it any more.
+  void NoteGone(uint64_t ns, const Hash128& key);
+  void EngineStatsJson(nlohmann::json* root) const;
+
   Hash128 NormalizeParent(const NamespaceInfo& ns, const Hash128& parent) const {
     return (parent.lo == 0 && parent.hi == 0) ? ns.root : parent;
   }
@@ -174,12 +234,20 @@ class Store {
   std::unique_ptr<RemoteTier> remote_;  // null when `remote` is empty
   std::mutex admission_mu_;
   std::unique_ptr<AdmissionPolicy> admission_;  // GUARDED_BY(admission_mu_)
+  std::mutex lost_mu_;
+  uint64_t lost_demotions_ = 0;  // GUARDED_BY(lost_mu_): failed evictions not yet reported
+  Status lost_first_;            // GUARDED_BY(lost_mu_)
   mutable std::shared_mutex ns_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
   mutable StoreCounters counters_;
   std::once_flag device_once_;
   std::unique_ptr<DeviceMemory> device_;  // set at open with an HBM tier, else on first Device()
   std::unique_ptr<HbmTier> hbm_;          // null when hbm_bytes == 0
+  std::unique_ptr<EventQueue> events_;      // null when event_queue == 0
+  std::unique_ptr<MemoryRegistry> memory_;  // caller ranges (kvt_register_memory)
+  mutable EngineCounters engine_counters_;
+  std::mutex batch_runner_mu_;
+  std::unique_ptr<BatchRunner> batch_runner_;  // GUARDED_BY(batch_runner_mu_); started on first use
   // Last: destroyed first, so its worker stops before the tiers it moves blocks between go.
   std::unique_ptr<PrefetchPipeline> prefetch_;
 };

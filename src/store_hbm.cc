@@ -21,7 +21,10 @@ Status Store::StartHbmAndPrefetch() {
     KVT_ASSIGN_OR_RETURN(hbm_, HbmTier::Create(ho, device_.get()));
     Store* self = this;
     hbm_->SetEvictSink(
-        [self](const BlockMeta& m, const uint8_t* data) { self->DemoteFromHbm(m, data); });
+        [self](const BlockMeta& m, const uint8_t* data) {
+          self->DemoteFromHbm(m, data);
+          self->NoteGone(m.ns, m.key);  // an event only when the host tier did not take it
+        });
   }
   PrefetchPipeline::Tiers t;
   t.host = host_.get();

@@ -141,8 +141,10 @@ Status Store::PutFromPeer(const BlockMeta& meta, const void* data) {
     Add(counters_.peer_put_rejects);
     return Status::Corruption("put payload does not match its checksum");
   }
+  const bool was_held = EventsOn() && HeldLocally(meta.ns, meta.key);
   KVT_RETURN_IF_ERROR(host_->Put(meta, data, /*checksum_known=*/true));
   Add(counters_.peer_puts);
+  if (!was_held) NoteStored(meta.ns, meta.key);
   if (nvme_ && WriteThroughMode()) KVT_RETURN_IF_ERROR(WriteThrough(meta.ns, meta.key));
   return Status::Ok();
 }

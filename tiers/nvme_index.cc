@@ -122,8 +122,10 @@ bool DecodeLocation(const rocksdb::Slice& s, NvmeLocation* l) {
   return true;
 }
 
-StatusOr<std::unique_ptr<NvmeIndex>> NvmeIndex::Open(const std::string& path, bool read_only) {
+StatusOr<std::unique_ptr<NvmeIndex>> NvmeIndex::Open(const std::string& path, bool read_only,
+                                                     rocksdb::Env* env) {
   rocksdb::Options o;
+  if (env != nullptr) o.env = env;
   o.create_if_missing = !read_only;
   o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
   // Small and quiet: the index is ~100 bytes per block and every lookup is served from memory.
@@ -196,7 +198,11 @@ bool NvmeIndex::IsHitAt(uint64_t ns, const Hash128& key, const NvmeLocation& whe
 
 Status NvmeIndex::WriteDb(rocksdb::WriteBatch* b, const char* what) {
   if (read_only_) return Status::PermissionDenied(std::string(what) + ": index is read-only");
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), b), std::string(what) + " " + path_);
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), b);
+  // After a failed WAL write, Debian's RocksDB 7.8 asserts (aborting the process) in the next
+  // SyncWAL: remember the failure so that Sync reports it instead of reaching that assertion.
+  if (s.IsIOError() || s.IsNoSpace()) wal_failed_.store(true);
+  return FromRocks(s, std::string(what) + " " + path_);
 }
 
 bool NvmeIndex::GetMark(uint32_t segment, Mark* out) const {
@@ -314,6 +320,11 @@ StatusOr<uint64_t> NvmeIndex::EraseNamespace(uint64_t ns) {
 
 Status NvmeIndex::Sync() {
   if (read_only_) return Status::Ok();
+  if (wal_failed_.load()) {
+    // Nothing written since can be promised durable; a reopen recovers the WAL up to the error.
+    return Status::IoError("sync index WAL " + path_ +
+                           ": a write to it failed earlier; not synced until the tier is reopened");
+  }
   return FromRocks(db_->SyncWAL(), "sync index WAL " + path_);
 }
 

@@ -18,6 +18,7 @@
 #include <rocksdb/db.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -64,7 +65,9 @@ bool DecodeLocation(const rocksdb::Slice& s, NvmeLocation* loc);
 class NvmeIndex {
  public:
   // Opens (creating unless read_only) the RocksDB at `path`.
-  static StatusOr<std::unique_ptr<NvmeIndex>> Open(const std::string& path, bool read_only);
+  // `env`: RocksDB's Env (null: the default); tests pass one that injects errors.
+  static StatusOr<std::unique_ptr<NvmeIndex>> Open(const std::string& path, bool read_only,
+                                                   rocksdb::Env* env = nullptr);
   ~NvmeIndex();
 
   // Calls `fn` for every persisted entry, in key order; for loading at open. Entries that do
@@ -137,6 +140,7 @@ class NvmeIndex {
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
   bool read_only_;
+  std::atomic<bool> wal_failed_{false};  // a WAL write failed: Sync refuses (see WriteDb)
   mutable std::array<Shard, kShards> shards_;
 };
 

@@ -125,7 +125,8 @@ StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(const NvmeOptions& options) {
   std::unique_ptr<NvmeTier> t(new NvmeTier(options));
   KVT_RETURN_IF_ERROR(t->OpenDirectory());
   KVT_ASSIGN_OR_RETURN(t->index_,
-                       NvmeIndex::Open(t->opts_.dir + "/" + kIndexDir, t->opts_.read_only));
+                       NvmeIndex::Open(t->opts_.dir + "/" + kIndexDir, t->opts_.read_only,
+                                       t->opts_.index_env));
   KVT_RETURN_IF_ERROR(t->OpenSegments());
   KVT_RETURN_IF_ERROR(t->LoadIndex());
   return t;

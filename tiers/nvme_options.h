@@ -10,6 +10,10 @@
 #include "io/file_io.h"
 #include "tiers/codec.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace kvt {
 
 struct NvmeOptions {
@@ -30,6 +34,9 @@ struct NvmeOptions {
   // Creates the FileIo of one I/O thread. Empty: io_uring with pread/pwrite fallback. Tests
   // inject faults here (FaultInjectionFileIo).
   std::function<std::unique_ptr<FileIo>()> io_factory;
+  // Test only: the RocksDB Env of the index (null: RocksDB's default), so that tests can inject
+  // errors into its WAL and files. Not owned; must outlive the tier.
+  rocksdb::Env* index_env = nullptr;
 
   // Checks every field; the message names the bad one.
   Status Validate() const;

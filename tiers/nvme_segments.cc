@@ -221,6 +221,9 @@ Status NvmeTier::ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std
 
   auto dropped = index_->EraseIfAt(drop);
   if (dropped.ok()) Add(c_->blocks_evicted, *dropped);
+  if (drop_sink_) {
+    for (const NvmeEntry& e : drop) drop_sink_(e.ns, e.key);
+  }
   // A failed delete leaves entries of old_gen in RocksDB: stale after the bump, swept at open.
 
   KVT_RETURN_IF_ERROR(StartSegmentLocked(ctx, id));

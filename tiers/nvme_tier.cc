@@ -369,7 +369,7 @@ void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
                      " at offset " + std::to_string(e.loc.offset) + ": " + why.ToString());
   if (opts_.read_only) return;
   auto n = index_->EraseIfAt({&e, 1});
-  (void)n;
+  if (n.ok() && *n > 0 && drop_sink_) drop_sink_(e.ns, e.key);
 }
 
 // ---------------------------------------------------------------------------------------------

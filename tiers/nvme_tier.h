@@ -183,6 +183,12 @@ class NvmeTier {
   void VisitCounters(const CounterVisitor& visit) const;
   const NvmeOptions& options() const { return opts_; }
 
+  // Receives each block the tier drops on its own (segment reclamation, a failed checksum) after
+  // it left the index; may run with the tier's allocation lock held, so it must not call back
+  // into the tier's writes. The store turns these into REMOVED events. Set before use.
+  using DropSink = std::function<void(uint64_t ns, const Hash128& key)>;
+  void SetDropSink(DropSink sink) { drop_sink_ = std::move(sink); }
+
   // --- inspection (kvtier inspect / fsck) ---
   // Every index entry (a snapshot); `fn` returns false to stop.
   void ForEachEntry(const std::function<bool(const NvmeEntry&)>& fn) const;
@@ -246,6 +252,7 @@ class NvmeTier {
 
   const NvmeOptions opts_;
   const uint32_t num_segments_;
+  DropSink drop_sink_;
   std::unique_ptr<NvmeIndex> index_;
   std::vector<std::unique_ptr<Segment>> segs_;
   std::atomic<bool> direct_io_{false};

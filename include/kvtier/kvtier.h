@@ -38,7 +38,7 @@ extern "C" {
 
 typedef struct kvt_store kvt_store;
 typedef struct kvt_options kvt_options;
-typedef struct kvt_ticket kvt_ticket; /* an async prefetch in flight */
+typedef struct kvt_ticket kvt_ticket; /* an async prefetch or batch in flight */
 typedef struct {
   uint64_t lo, hi;
 } kvt_key; /* 128-bit chained block key */
@@ -100,11 +100,19 @@ KVT_API void kvt_free(void* p);
 KVT_API kvt_options* kvt_options_create(void);
 KVT_API void kvt_options_destroy(kvt_options* o);
 
-/* Sets one option by name. Names and values (defaults in brackets):
+/* Sets one option by name. Sizes are written "4096", "64KiB", "16MiB", "8GiB" (K, KiB, M, MiB, G,
+ * GiB, T, TiB: powers of 1024; KB, MB, GB, TB: powers of 1000). Names, values (defaults in brackets) and each size rule (checked here, or at
+ * kvt_open for rules between two options):
  *   dir            directory for the NVMe tier and the lock file ["./kvtier-data"]
- *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]
- *   hbm_bytes      HBM tier budget ["0": no HBM tier]
- *   nvme_bytes     NVMe tier budget ["0": no NVMe tier]
+ *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]. Must hold at least one slab
+ *                  (host_bytes >= host_slab_bytes, checked at open); the budget is used in whole
+ *                  slabs (rounded down). A namespace whose block (rounded up to 4 KiB) is larger
+ *                  than the usable budget is refused by kvt_namespace_open.
+ *   hbm_bytes      HBM tier budget ["0": no HBM tier]. When > 0, at least 256 bytes; it holds
+ *                  whole slots of the first stored block's size rounded up to 256 bytes.
+ *   nvme_bytes     NVMe tier budget ["0": no NVMe tier]. When > 0, at least two segments
+ *                  (>= 2 * nvme_segment_bytes, checked at open) and at most a million; used in
+ *                  whole segments (rounded down).
  *   host_policy    "lru" | "s3fifo" | "chain_lru" ["lru"]
  *   write_policy   "write_through" | "write_back" ["write_back"]
  *   hash_secret    hex string (even length, up to 128 bytes) for keyed block hashing [""]
@@ -112,16 +120,23 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   auth_secret    shared secret for kvtierd [""]
  *   remote_write   "write_through" | "off" ["write_through"]: with remote set, a put is also sent
  *                  to the block's owning node (and a namespace drop to every node)
- *   io_depth       io_uring queue depth, 1..4096 ["64"]
- *   host_slab_bytes  size of one host-pool slab, 4KiB-aligned ["16MiB"]
+ *   io_depth       io_uring queue depth, 1..4096 ["64"]; also the entries an async batch moves
+ *                  per step (at least 8)
+ *   host_slab_bytes  size of one host-pool slab, a positive multiple of 4 KiB ["16MiB"]; at most
+ *                  host_bytes. A slab serves slots of one block size (rounded up to 4 KiB); a
+ *                  block larger than a slab takes a run of contiguous slabs. For a small host
+ *                  tier (e.g. host_bytes "1MiB") set host_slab_bytes to at most host_bytes.
  *   host_mlock     "true" | "false": lock the host pool in RAM where allowed ["true"]
  *   verify_host_reads  "true" | "false": verify checksums on host-tier reads too ["false"]
- *   nvme_segment_bytes NVMe segment size, the unit of reclamation (>= 1MiB, 4KiB-aligned) ["64MiB"]
+ *   nvme_segment_bytes NVMe segment size, the unit of reclamation: a multiple of 4 KiB, 1 MiB to
+ *                  4 GiB ["64MiB"]
  *   nvme_codec     "none" | "zstd" (16-bit byte shuffle + zstd for cold blocks) ["none"]
  *   nvme_admission "all" | "seen_twice" | "budget:SIZE" (bytes per day) | "seen_twice+budget:SIZE"
  *                  ["all"]: which blocks evicted from host are written to NVMe
  *   nvme_reinsertion "true" | "false": keep blocks read since written when a segment is reclaimed
  *                  ["false"]
+ *   event_queue    block events kept for kvt_events_poll, 0..4194304 ["0": events off]; when
+ *                  full the oldest event is dropped and counted as lost
  * The NVMe tier lives in `dir`/nvme; write_back writes a block to NVMe when host evicts it (and at
  * flush), write_through writes it during kvt_put. hbm_bytes > 0 opens the HBM tier: a pool of
  * block slots in GPU memory (cudaMalloc'd once at open) when kvtier was built with CUDA and a
@@ -153,12 +168,14 @@ KVT_API kvt_status_t kvt_open(const kvt_options* o, kvt_store** out);
 
 /* Flushes and closes. NULL is a no-op returning KVT_OK. The store is freed even when the flush
  * fails (the status says so). Must not race other calls on the same store; tickets must have
- * been released first. */
+ * been released and registered memory unregistered first. */
 KVT_API kvt_status_t kvt_close(kvt_store* s);
 
 /* Makes every block acknowledged so far (and admitted by nvme_admission) durable on NVMe: with
  * write_back, blocks only in host RAM are written down first. With only volatile tiers configured
- * it returns KVT_OK at once. The first write or sync failure is returned. Blocks. */
+ * it returns KVT_OK at once. The first write or sync failure is returned. With write_back, a block
+ * evicted since the last flush whose NVMe write failed is lost although its put succeeded: this
+ * flush then returns that error (KVT_IO_ERROR or KVT_NO_SPACE), once. Blocks. */
 KVT_API kvt_status_t kvt_flush(kvt_store* s);
 
 /* ---- namespaces and keys -------------------------------------------------------------------- */
@@ -182,15 +199,16 @@ KVT_API kvt_status_t kvt_hash_tokens(kvt_store* s, uint64_t ns, const int32_t* t
 /* Longest cached prefix: *prefix_blocks = number of leading keys that are all cached (any tier);
  * tiers (optional, n entries) receives where each key is, KVT_TIER_NONE for a miss. The chain is
  * verified: block i counts only if its stored parent is keys[i-1] (the root for i = 0); a key
- * whose stored parent differs is reported KVT_TIER_NONE and counted as a collision. Does not
- * promote or touch payloads; does count as an access for eviction. */
+ * whose stored parent differs is reported KVT_TIER_NONE and counted as a collision. A lookup is
+ * not a use: it promotes nothing, reads no payload and changes no eviction order (routers probe
+ * and engines look up more than they load; only get, put and prefetch count as uses). */
 KVT_API kvt_status_t kvt_lookup(kvt_store* s, uint64_t ns, const kvt_key* keys, size_t n,
                                 size_t* prefix_blocks, kvt_tier_t* tiers);
 
 /* Hashes the tokens (as kvt_hash_tokens), looks the keys up, and verifies each hit's stored token
  * ids against the caller's, so a hash collision is a miss. keys receives the keys of all full
  * blocks (*n_keys); *prefix_blocks counts the verified cached prefix; tiers (optional, keys_cap
- * entries) as in kvt_lookup. */
+ * entries) as in kvt_lookup. Like kvt_lookup, not a use: no eviction order changes. */
 KVT_API kvt_status_t kvt_match_prefix(kvt_store* s, uint64_t ns, const int32_t* tokens,
                                       size_t n_tokens, kvt_key* keys, size_t keys_cap,
                                       size_t* n_keys, size_t* prefix_blocks, kvt_tier_t* tiers);
@@ -251,8 +269,94 @@ KVT_API kvt_status_t kvt_ticket_wait_layer(kvt_ticket* t, uint32_t layer, int64_
 KVT_API kvt_status_t kvt_ticket_layer_event(kvt_ticket* t, uint32_t layer, int64_t timeout_us,
                                             void** cuda_event);
 
-/* Releases the ticket and the pins it holds. NULL is a no-op. */
+/* Releases the ticket and the pins it holds. NULL is a no-op. A batch ticket released before it
+ * completed cancels the entries not yet started (see kvt_get_batch_async); blocks until the ones
+ * in flight are done. */
 KVT_API void kvt_ticket_release(kvt_ticket* t);
+
+/* ---- batches, async batches, caller memory, caller keys, events ------------------------------ */
+
+/* One block of a batch. The caller owns the array and every buffer it names. */
+typedef struct {
+  kvt_key key;
+  kvt_key parent;        /* put: previous block's key, {0,0} or the root for a chain's first block */
+  const int32_t* tokens; /* put: the block's block_tokens token ids, or NULL (hits unverified) */
+  void* buf;             /* get: destination; put: source (only read) */
+  size_t bytes;          /* must equal kvt_block_bytes */
+  kvt_status_t status;   /* out: this block's result (KVT_OK, KVT_NOT_FOUND, KVT_BUSY, ...) */
+  kvt_tier_t tier;       /* out, get: the tier it was served from; KVT_TIER_NONE on a miss */
+} kvt_io;
+
+/* Gets (puts) every entry of v. The whole batch is checked first: KVT_INVALID_ARGUMENT (nothing
+ * done, no entry touched, message naming the entry) for a NULL store, NULL v with n > 0, an unknown
+ * ns, an entry with a NULL buf or a size other than kvt_block_bytes. Otherwise returns KVT_OK once
+ * every entry is done, each entry's status saying how that block went: for a get KVT_OK (tier
+ * = where it was served from: HBM, host, NVMe or remote), KVT_NOT_FOUND (a miss, or a checksum
+ * failure: the entry is then dropped) or KVT_IO_ERROR; for a put KVT_OK (tier = KVT_TIER_HOST),
+ * KVT_BUSY (host tier full and pinned), or the write-through's failure (KVT_NO_SPACE,
+ * KVT_IO_ERROR: the block is in the host tier but not on NVMe). n == 0 is a valid no-op.
+ * Gets serve host and HBM hits by memcpy and then read all the NVMe misses together (up to
+ * io_depth reads in flight); a block read from NVMe lands straight in buf when buf is 4 KiB-aligned
+ * (with registered buffers when it lies in kvt_register_memory memory; an unaligned buf costs a
+ * copy) and is promoted to the host tier. Puts store into the host
+ * tier and, with write_through, write the batch's blocks to NVMe in one submission. Gets and puts
+ * are uses for eviction, as kvt_get and kvt_put are. Blocks. */
+KVT_API kvt_status_t kvt_get_batch(kvt_store* s, uint64_t ns, kvt_io* v, size_t n);
+KVT_API kvt_status_t kvt_put_batch(kvt_store* s, uint64_t ns, kvt_io* v, size_t n);
+
+/* As kvt_get_batch / kvt_put_batch (same checks, same per-entry results), returning at once with
+ * a ticket in *out (out must not be NULL); a background worker moves the entries, io_depth of them
+ * at a time. v and every buffer must stay valid until the ticket completes or is released; read
+ * the entries' statuses only after that. kvt_ticket_wait returns KVT_OK once every entry is done
+ * (statuses filled), KVT_TIMEOUT before (kvt_ticket_wait_layer with layer 0 is the same wait).
+ * kvt_ticket_release before completion cancels the entries not yet started (their status reads
+ * KVT_UNAVAILABLE, tier KVT_TIER_NONE) and waits for the ones in flight, so no buffer is touched
+ * after it returns. Every ticket must be released before kvt_close. Does not block on I/O. */
+KVT_API kvt_status_t kvt_get_batch_async(kvt_store* s, uint64_t ns, kvt_io* v, size_t n,
+                                         kvt_ticket** out);
+KVT_API kvt_status_t kvt_put_batch_async(kvt_store* s, uint64_t ns, kvt_io* v, size_t n,
+                                         kvt_ticket** out);
+
+/* Registers caller memory (an engine's host KV pool) once: pinned with mlock (best effort: a small
+ * RLIMIT_MEMLOCK leaves it pageable, and kvt_stats_json says so under engine.registered_mlocked),
+ * registered with the NVMe tier's io_uring rings, and with cudaHostRegister when kvtier was built
+ * with CUDA and a GPU is visible. Gets into the range then land from NVMe with no bounce copy (see
+ * kvt_get_batch). KVT_INVALID_ARGUMENT: NULL store or addr, bytes 0, or a range overlapping one
+ * already registered. Unregistered memory works too, through the store's own buffers. Blocks
+ * briefly (mlock, ring registration). */
+KVT_API kvt_status_t kvt_register_memory(kvt_store* s, void* addr, size_t bytes);
+
+/* Unregisters the range that starts at addr (as passed to kvt_register_memory), waiting for any
+ * read into it to finish; the caller may free the memory once it returns. Unregister every range
+ * before kvt_close. KVT_INVALID_ARGUMENT: addr does not start a registered range. Blocks. */
+KVT_API kvt_status_t kvt_unregister_memory(kvt_store* s, void* addr);
+
+/* Maps a caller-supplied block id (an engine's own sha256 chain hash, a file name, any bytes; len
+ * 1..4096) into namespace ns's key space with the store's keyed hash: the same bytes give the same
+ * key in every process with the same hash_secret; different namespaces never share keys, and these
+ * keys never equal kvt_hash_tokens keys. Store such blocks with parent {0,0} and tokens NULL.
+ * KVT_INVALID_ARGUMENT: NULL store, id or key, len 0 or over 4096, unknown ns. Pure computation. */
+KVT_API kvt_status_t kvt_key_from_bytes(kvt_store* s, uint64_t ns, const void* id, size_t len,
+                                        kvt_key* key);
+
+/* Block events for cache-aware routers. */
+typedef enum { KVT_EVENT_STORED = 1, KVT_EVENT_REMOVED = 2 } kvt_event_kind;
+typedef struct {
+  kvt_event_kind kind;
+  uint64_t ns;
+  kvt_key key;
+} kvt_event;
+
+/* Copies up to cap events, oldest first, into out and removes them from the queue; *n = how many.
+ * Events are off unless the option "event_queue" = N > 0 (N events kept). STORED: a put made the
+ * block readable (it was in no tier before; re-putting a stored block is no event). REMOVED: no
+ * tier of this store holds it any more (eviction from the last tier holding it, kvt_remove,
+ * kvt_drop_namespace: one event per block, a checksum failure). lost (may be NULL) receives the
+ * number of events dropped because the queue was full since the previous poll: a router that
+ * sees lost > 0 should resynchronize. KVT_UNAVAILABLE when events are off; KVT_INVALID_ARGUMENT for
+ * NULL store or n, or NULL out with cap > 0. Never blocks. */
+KVT_API kvt_status_t kvt_events_poll(kvt_store* s, kvt_event* out, size_t cap, size_t* n,
+                                     uint64_t* lost);
 
 /* ---- GPU paths: an engine's own paged KV cache ---------------------------------------------- */
 

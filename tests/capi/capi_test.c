@@ -58,6 +58,304 @@ static void fill(unsigned char* b, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; ++i) b[i] = (unsigned char)(seed * 31u + i * 7u);
 }
 
+/* A counter from the stats JSON: the number after "\"name\":" (first occurrence), or -1. */
+static long long stat_of(kvt_store* s, const char* name) {
+  char* j = stats(s);
+  if (j == NULL) return -1;
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\":", name);
+  const char* p = strstr(j, pat);
+  long long v = p != NULL ? strtoll(p + strlen(pat), NULL, 10) : -1;
+  kvt_free(j);
+  return v;
+}
+
+static int same_key(kvt_key a, kvt_key b) { return a.lo == b.lo && a.hi == b.hi; }
+
+static kvt_store* open_engine_store(const char* dir, const char* event_queue) {
+  kvt_options* o = kvt_options_create();
+  kvt_options_set(o, "dir", dir);
+  kvt_options_set(o, "host_bytes", "1MiB");
+  kvt_options_set(o, "host_slab_bytes", "256KiB");
+  kvt_options_set(o, "host_mlock", "false");
+  kvt_options_set(o, "nvme_bytes", "2MiB");
+  kvt_options_set(o, "nvme_segment_bytes", "1MiB");
+  kvt_options_set(o, "io_depth", "8");
+  kvt_options_set(o, "event_queue", event_queue);
+  kvt_store* s = NULL;
+  EXPECT_OK(kvt_open(o, &s));
+  kvt_options_destroy(o);
+  return s;
+}
+
+/* Batches, async batches, registered memory, caller keys and events, on a store with a 1 MiB host
+ * tier (256 blocks of 4 KiB) over a 2 MiB NVMe tier (about 250 blocks): a few hundred blocks spill
+ * to NVMe and then off it. */
+static void engine_facing(const char* dir, const kvt_namespace_desc* d) {
+  enum { N = 40, BIG = 600 };
+  kvt_store* s = open_engine_store(dir, "100000");
+  if (s == NULL) return;
+  uint64_t ns = 0, ns2 = 0;
+  EXPECT_OK(kvt_namespace_open(s, d, &ns));
+  kvt_namespace_desc d2 = *d;
+  d2.tenant_salt = "other";
+  EXPECT_OK(kvt_namespace_open(s, &d2, &ns2));
+  size_t bb = 0;
+  EXPECT_OK(kvt_block_bytes(s, ns, &bb));
+  EXPECT(bb == 4096);
+
+  /* caller keys */
+  kvt_key k1, k2, k3, k4;
+  EXPECT_REJECT(kvt_key_from_bytes(NULL, ns, "a", 1, &k1), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_key_from_bytes(s, ns, NULL, 1, &k1), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_key_from_bytes(s, ns, "a", 0, &k1), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_key_from_bytes(s, ns, "a", 4097, &k1), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_key_from_bytes(s, ns, "a", 1, NULL), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_key_from_bytes(s, 4242, "a", 1, &k1), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_key_from_bytes(s, ns, "sha256:abc", 10, &k1));
+  EXPECT_OK(kvt_key_from_bytes(s, ns, "sha256:abc", 10, &k2));
+  EXPECT_OK(kvt_key_from_bytes(s, ns, "sha256:abd", 10, &k3));
+  EXPECT_OK(kvt_key_from_bytes(s, ns2, "sha256:abc", 10, &k4));
+  EXPECT(same_key(k1, k2) && !same_key(k1, k3) && !same_key(k1, k4));
+
+  /* put_batch / get_batch */
+  kvt_key keys[BIG];
+  for (int i = 0; i < BIG; ++i) {
+    char id[32];
+    int len = snprintf(id, sizeof id, "block-%d", i);
+    EXPECT_OK(kvt_key_from_bytes(s, ns, id, (size_t)len, &keys[i]));
+  }
+  unsigned char* src = malloc((size_t)BIG * 4096);
+  unsigned char* dst = NULL;
+  if (posix_memalign((void**)&dst, 4096, (size_t)BIG * 4096) != 0) dst = NULL;
+  EXPECT(dst != NULL);
+  if (dst == NULL) return;
+  for (int i = 0; i < BIG; ++i) fill(src + (size_t)i * 4096, 4096, 1000u + (unsigned)i);
+  kvt_io v[BIG];
+  memset(v, 0, sizeof v);
+  for (int i = 0; i < BIG; ++i) {
+    v[i].key = keys[i];
+    v[i].buf = src + (size_t)i * 4096;
+    v[i].bytes = 4096;
+    v[i].status = (kvt_status_t)77; /* sentinel: a rejected batch touches no entry */
+  }
+  char* before = stats(s);
+  EXPECT_REJECT(kvt_put_batch(NULL, ns, v, N), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_put_batch(s, ns, NULL, N), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_put_batch(s, 4242, v, N), KVT_INVALID_ARGUMENT);
+  v[7].bytes = 4095;
+  EXPECT_REJECT(kvt_put_batch(s, ns, v, N), KVT_INVALID_ARGUMENT);
+  EXPECT(strstr(kvt_last_error(), "entry 7") != NULL);
+  EXPECT_REJECT(kvt_get_batch(s, ns, v, N), KVT_INVALID_ARGUMENT);
+  v[7].bytes = 4096;
+  v[9].buf = NULL;
+  EXPECT_REJECT(kvt_get_batch(s, ns, v, N), KVT_INVALID_ARGUMENT);
+  EXPECT(strstr(kvt_last_error(), "entry 9") != NULL);
+  {
+    kvt_ticket* t = NULL;
+    EXPECT_REJECT(kvt_get_batch_async(s, ns, v, N, &t), KVT_INVALID_ARGUMENT);
+    EXPECT(t == NULL);
+    v[9].buf = src + 9 * 4096;
+    EXPECT_REJECT(kvt_put_batch_async(s, ns, v, N, NULL), KVT_INVALID_ARGUMENT);
+    EXPECT_REJECT(kvt_get_batch_async(NULL, ns, v, N, &t), KVT_INVALID_ARGUMENT);
+  }
+  {
+    int untouched = 1;
+    for (int i = 0; i < N; ++i) untouched = untouched && v[i].status == (kvt_status_t)77;
+    EXPECT(untouched);
+    char* after = stats(s);
+    EXPECT(before && after && strcmp(before, after) == 0);
+    kvt_free(after);
+  }
+  kvt_free(before);
+  EXPECT_OK(kvt_put_batch(s, ns, v, 0)); /* n == 0: a no-op */
+  EXPECT_OK(kvt_put_batch(s, ns, NULL, 0));
+  EXPECT_OK(kvt_put_batch(s, ns, v, N));
+  {
+    int ok = 1;
+    for (int i = 0; i < N; ++i) ok = ok && v[i].status == KVT_OK && v[i].tier == KVT_TIER_HOST;
+    EXPECT(ok);
+  }
+  /* events: one STORED per new block, in order; a re-put is no event */
+  kvt_event ev[BIG * 2];
+  size_t nev = 0;
+  uint64_t lost = 99;
+  EXPECT_REJECT(kvt_events_poll(NULL, ev, 4, &nev, &lost), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_events_poll(s, NULL, 4, &nev, &lost), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_events_poll(s, ev, 4, NULL, &lost), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_events_poll(s, ev, BIG * 2, &nev, &lost));
+  EXPECT(nev == N && lost == 0);
+  {
+    int ok = nev == N;
+    for (size_t i = 0; ok && i < nev; ++i) {
+      ok = ev[i].kind == KVT_EVENT_STORED && ev[i].ns == ns && same_key(ev[i].key, keys[i]);
+    }
+    EXPECT(ok);
+  }
+  EXPECT_OK(kvt_put_batch(s, ns, v, 3));
+  EXPECT_OK(kvt_events_poll(s, ev, BIG * 2, &nev, NULL));
+  EXPECT(nev == 0);
+
+  /* get_batch: hits in host, one miss */
+  kvt_io g[BIG];
+  memset(g, 0, sizeof g);
+  for (int i = 0; i < BIG; ++i) {
+    g[i].key = keys[i];
+    g[i].buf = dst + (size_t)i * 4096;
+    g[i].bytes = 4096;
+  }
+  memset(dst, 0, (size_t)BIG * 4096);
+  EXPECT_OK(kvt_get_batch(s, ns, g, N + 1)); /* keys[N] was never stored */
+  {
+    int ok = 1;
+    for (int i = 0; i < N; ++i) ok = ok && g[i].status == KVT_OK && g[i].tier == KVT_TIER_HOST;
+    EXPECT(ok);
+    EXPECT(memcmp(dst, src, (size_t)N * 4096) == 0);
+    EXPECT(g[N].status == KVT_NOT_FOUND && g[N].tier == KVT_TIER_NONE);
+  }
+  /* namespaces stay apart: the same id bytes in another namespace are another block */
+  {
+    kvt_io x = g[0];
+    x.key = k4;
+    EXPECT_OK(kvt_get_batch(s, ns2, &x, 1));
+    EXPECT(x.status == KVT_NOT_FOUND);
+  }
+
+  /* async put of the rest: write-back pushes the oldest blocks to NVMe, then off it */
+  kvt_ticket* t = NULL;
+  EXPECT_OK(kvt_put_batch_async(s, ns, v + N, BIG - N, &t));
+  EXPECT_OK(kvt_ticket_wait(t, -1));
+  EXPECT_OK(kvt_ticket_wait_layer(t, 0, 0));
+  kvt_ticket_release(t);
+  {
+    int ok = 1;
+    for (int i = N; i < BIG; ++i) ok = ok && v[i].status == KVT_OK;
+    EXPECT(ok);
+  }
+  EXPECT_OK(kvt_events_poll(s, ev, BIG * 2, &nev, &lost));
+  {
+    /* STORED for each new block; REMOVED for blocks gone from every tier, each really gone */
+    size_t stored = 0, removed = 0;
+    int gone_ok = 1;
+    for (size_t i = 0; i < nev; ++i) {
+      if (ev[i].kind == KVT_EVENT_STORED) ++stored;
+      if (ev[i].kind != KVT_EVENT_REMOVED) continue;
+      ++removed;
+      size_t prefix = 9;
+      kvt_tier_t tier = KVT_TIER_HOST;
+      kvt_lookup(s, ns, &ev[i].key, 1, &prefix, &tier);
+      gone_ok = gone_ok && tier == KVT_TIER_NONE;
+    }
+    EXPECT(stored == BIG - N && lost == 0);
+    EXPECT(removed > 0); /* 600 blocks do not fit in 256 host + ~250 NVMe slots */
+    EXPECT(gone_ok);
+  }
+
+  /* registered memory: reads from NVMe land in place */
+  EXPECT_REJECT(kvt_register_memory(NULL, dst, 4096), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_register_memory(s, NULL, 4096), KVT_INVALID_ARGUMENT);
+  EXPECT_REJECT(kvt_register_memory(s, dst, 0), KVT_INVALID_ARGUMENT);
+  EXPECT_OK(kvt_register_memory(s, dst, (size_t)BIG * 4096));
+  EXPECT_REJECT(kvt_register_memory(s, dst + 4096, 4096), KVT_INVALID_ARGUMENT); /* overlaps */
+  EXPECT_REJECT(kvt_unregister_memory(s, dst + 4096), KVT_INVALID_ARGUMENT);     /* not a start */
+  EXPECT_REJECT(kvt_unregister_memory(NULL, dst), KVT_INVALID_ARGUMENT);
+  long long direct_before = stat_of(s, "direct_reads");
+  memset(dst, 0, (size_t)BIG * 4096);
+  EXPECT_OK(kvt_get_batch(s, ns, g, BIG));
+  {
+    int hits_ok = 1, nvme = 0, host = 0, miss = 0;
+    for (int i = 0; i < BIG; ++i) {
+      if (g[i].status == KVT_OK) {
+        hits_ok = hits_ok && memcmp(dst + (size_t)i * 4096, src + (size_t)i * 4096, 4096) == 0;
+        nvme += g[i].tier == KVT_TIER_NVME;
+        host += g[i].tier == KVT_TIER_HOST;
+      } else {
+        miss += g[i].status == KVT_NOT_FOUND && g[i].tier == KVT_TIER_NONE;
+      }
+    }
+    EXPECT(hits_ok);
+    EXPECT(nvme > 0 && host > 0);
+    EXPECT(nvme + host + miss == BIG);
+    EXPECT(stat_of(s, "direct_reads") - direct_before == nvme);
+  }
+  EXPECT_OK(kvt_unregister_memory(s, dst));
+  EXPECT_REJECT(kvt_unregister_memory(s, dst), KVT_INVALID_ARGUMENT);
+
+  /* async get released at once: every entry either done or cancelled (KVT_UNAVAILABLE) */
+  {
+    for (int i = 0; i < BIG; ++i) g[i].status = (kvt_status_t)77;
+    long long cancelled_before = stat_of(s, "async_cancelled_entries");
+    EXPECT_OK(kvt_get_batch_async(s, ns, g, BIG, &t));
+    kvt_ticket_release(t);
+    int valid = 1;
+    long long cancelled = 0;
+    for (int i = 0; i < BIG; ++i) {
+      valid = valid && (g[i].status == KVT_OK || g[i].status == KVT_NOT_FOUND ||
+                        g[i].status == KVT_UNAVAILABLE);
+      if (g[i].status == KVT_UNAVAILABLE) {
+        ++cancelled;
+        valid = valid && g[i].tier == KVT_TIER_NONE;
+      }
+    }
+    EXPECT(valid);
+    EXPECT(stat_of(s, "async_cancelled_entries") - cancelled_before == cancelled);
+    printf("early release cancelled %lld of %d entries\n", cancelled, BIG);
+    /* and one waited for: no entry cancelled */
+    EXPECT_OK(kvt_get_batch_async(s, ns, g, N, &t));
+    EXPECT_OK(kvt_ticket_wait(t, -1));
+    kvt_ticket_release(t);
+    int none_cancelled = 1;
+    for (int i = 0; i < N; ++i) none_cancelled = none_cancelled && g[i].status != KVT_UNAVAILABLE;
+    EXPECT(none_cancelled);
+  }
+
+  /* remove and drop: REMOVED events */
+  EXPECT_OK(kvt_events_poll(s, ev, BIG * 2, &nev, NULL));
+  size_t prefix = 0;
+  kvt_tier_t tier = KVT_TIER_NONE;
+  EXPECT_OK(kvt_lookup(s, ns, &keys[BIG - 1], 1, &prefix, &tier));
+  EXPECT(tier != KVT_TIER_NONE); /* the newest block is held */
+  EXPECT_OK(kvt_remove(s, ns, keys[BIG - 1]));
+  EXPECT_OK(kvt_events_poll(s, ev, BIG * 2, &nev, NULL));
+  EXPECT(nev == 1 && ev[0].kind == KVT_EVENT_REMOVED && same_key(ev[0].key, keys[BIG - 1]));
+  {
+    int held = 0;
+    for (int i = 0; i < BIG - 1; ++i) {
+      kvt_lookup(s, ns, &keys[i], 1, &prefix, &tier);
+      held += tier != KVT_TIER_NONE;
+    }
+    EXPECT_OK(kvt_drop_namespace(s, ns));
+    EXPECT_OK(kvt_events_poll(s, ev, BIG * 2, &nev, NULL));
+    int all_removed = 1;
+    for (size_t i = 0; i < nev; ++i) all_removed = all_removed && ev[i].kind == KVT_EVENT_REMOVED;
+    EXPECT(all_removed && (int)nev == held);
+  }
+  EXPECT(stat_of(s, "lost") == 0);
+  EXPECT_OK(kvt_close(s));
+
+  /* a small queue: the oldest events are dropped and counted */
+  s = open_engine_store(dir, "8");
+  if (s != NULL) {
+    EXPECT_OK(kvt_namespace_open(s, d, &ns));
+    for (int i = 0; i < 20; ++i) v[i].status = (kvt_status_t)77;
+    EXPECT_OK(kvt_put_batch(s, ns, v, 20));
+    EXPECT_OK(kvt_events_poll(s, ev, 5, &nev, &lost));
+    EXPECT(nev == 5 && lost == 12 && same_key(ev[0].key, keys[12]));
+    EXPECT_OK(kvt_events_poll(s, ev, 10, &nev, &lost));
+    EXPECT(nev == 3 && lost == 0 && same_key(ev[2].key, keys[19]));
+    EXPECT(stat_of(s, "lost") == 12);
+    EXPECT_OK(kvt_close(s));
+  }
+  /* events off: KVT_UNAVAILABLE */
+  s = open_engine_store(dir, "0");
+  if (s != NULL) {
+    EXPECT_REJECT(kvt_events_poll(s, ev, 4, &nev, &lost), KVT_UNAVAILABLE);
+    EXPECT_OK(kvt_close(s));
+  }
+  free(src);
+  free(dst);
+}
+
 int main(void) {
   char dir[] = "/tmp/kvtier-capi-XXXXXX";
   if (mkdtemp(dir) == NULL) return 2;
@@ -399,6 +697,8 @@ int main(void) {
     EXPECT_OK(kvt_close(s));
     free(eng);
   }
+
+  engine_facing(dir, &d);
 
   free(buf);
   free(out);

@@ -117,6 +117,8 @@ TEST_P(FileIoTest, DirectIoWithRegisteredBuffers) {
     std::printf("registered buffers refused (%s): testing the unregistered path only\n",
                 reg.ToString().c_str());
   }
+  // The I/O below uses fixed_index 0: it must take the fixed path exactly when registered.
+  EXPECT_EQ(io_->BuffersRegistered(), reg.ok());
   Fill(buf->data(), 32 << 10, 3);
   IoRequest w = IoRequest::Write(dfd.get(), buf->data(), 32 << 10, 4096, /*fixed_index=*/0);
   ASSERT_TRUE(io_->Execute({&w, 1}).ok());

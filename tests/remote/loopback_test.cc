@@ -41,6 +41,17 @@ std::vector<Hash128> PutPrompt(Store* s, uint64_t ns, const std::vector<int32_t>
   return keys;
 }
 
+// Waits until cond() holds; the limit only bounds a hang (a loaded machine may be slow).
+template <typename F>
+bool WaitFor(F cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 uint64_t StatOf(Store* s, const char* section, const char* name) {
   auto j = nlohmann::json::parse(s->StatsJson());
   return j[section][name].get<uint64_t>();
@@ -213,8 +224,8 @@ TEST(RemoteLoopback, ServerGoneMidGetIsAMissAndTheClientRecovers) {
   testing::TestDir a_dir;
   auto a = testing::MustOpen(StoreOptions(a_dir.path(), node.endpoint()));
   PutPrompt(a.get(), *a->OpenNamespace(testing::SmallNamespace()), toks);
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // past the failed-connect back-off
-  ASSERT_TRUE(b->Get(ns, keys[0], dst.data(), dst.size()).ok());
+  // Misses until the failed-connect back-off ends, then a hit.
+  ASSERT_TRUE(WaitFor([&] { return b->Get(ns, keys[0], dst.data(), dst.size()).ok(); }));
   EXPECT_EQ(dst, testing::PatternBytes(keys[0].lo, bytes));
 }
 
@@ -278,7 +289,7 @@ TEST(RemoteLoopback, RealServerStoppedDuringGetsThenRestarted) {
   ro.down_backoff = std::chrono::milliseconds(0);
   auto rt = std::move(RemoteTier::Create(ro)).value();
   std::atomic<bool> stop{false};
-  std::atomic<int> wrong{0}, errors{0};
+  std::atomic<int> wrong{0}, errors{0}, oks{0};
   std::thread reader([&] {
     std::vector<uint8_t> buf(16384);
     while (!stop) {
@@ -287,20 +298,28 @@ TEST(RemoteLoopback, RealServerStoppedDuringGetsThenRestarted) {
           ++wrong;
         }
       });
-      if (!s.ok()) ++errors;
+      ++(s.ok() ? oks : errors);
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto joined = [&] {
+    stop = true;
+    reader.join();
+  };
+  if (!WaitFor([&] { return oks.load() >= 2; })) joined();
+  ASSERT_GE(oks.load(), 2) << "the reader never got through";
   const uint16_t port = node->server->port();
   node->server->Stop();  // connections cut wherever they are
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (!WaitFor([&] { return errors.load() >= 1; })) joined();
+  ASSERT_GE(errors.load(), 1) << "the reader never saw the node go";
   ServerOptions so;
   so.listen = "127.0.0.1:" + std::to_string(port);
   auto again = Server::Start(node->store.get(), so);
+  if (!again.ok()) joined();
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  stop = true;
-  reader.join();
+  const int before = oks.load();
+  const bool recovered = WaitFor([&] { return oks.load() > before; });
+  joined();
+  EXPECT_TRUE(recovered) << "the reader did not get through the restarted node";
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(errors.load(), 0);
   // Working again.
@@ -337,7 +356,8 @@ TEST(RemoteLoopback, ConnectionLimitAndTimeouts) {
   Node node(so);
   auto c1 = testing::ConnectRaw(node.server->port());
   auto c2 = testing::ConnectRaw(node.server->port());
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // c3 must be the third connection the server accepts.
+  ASSERT_TRUE(WaitFor([&] { return node.server->counters().active.load() >= 2; }));
   auto c3 = testing::ConnectRaw(node.server->port());
   wire::FrameHeader h;
   std::vector<uint8_t> body;
@@ -359,7 +379,10 @@ TEST(RemoteLoopback, ConnectionLimitAndTimeouts) {
 
 TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
   ServerOptions so;
-  so.frame_timeout = std::chrono::milliseconds(150);
+  // Well under the stream's length (about 2 s of paced reads), but long enough that a test
+  // thread descheduled on a loaded machine is not taken for a client that stopped reading
+  // (150 ms failed about one run in four with other builds running).
+  so.frame_timeout = std::chrono::milliseconds(500);
   Node node(so, "64MiB");
   testing::TestDir a_dir;
   auto ao = StoreOptions(a_dir.path(), node.endpoint());
@@ -380,7 +403,9 @@ TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
   wire::FrameHeader h;
   std::vector<uint8_t> body;
   ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body));  // hello
+  const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < keys.size(); ++i) {
+    // Pacing (not synchronization): reading slowly makes the stream outlast the frame timeout.
     if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
     ASSERT_TRUE(testing::ReadFrame(fd.get(), &h, &body)) << "block " << i;
     ASSERT_EQ(h.request_id, 2u);
@@ -389,6 +414,7 @@ TEST(RemoteLoopback, LongStreamWithQueuedRequestsOutlivesTheFrameTimeout) {
   EXPECT_EQ(h.request_id, 3u);
   EXPECT_EQ(h.status, 0);
   EXPECT_EQ(node.server->counters().frame_timeouts.load(), 0u);
+  EXPECT_GT(std::chrono::steady_clock::now() - start, so.frame_timeout);  // 200 x 3 ms at least
 }
 
 TEST(RemoteLoopback, MetricsArePrometheusText) {
@@ -450,7 +476,7 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
     ::_exit(127);
   }
   std::string port;
-  for (int i = 0; i < 200 && port.empty(); ++i) {
+  for (int i = 0; i < 1200 && port.empty(); ++i) {  // up to 30 s: bounds a hang only
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
     std::ifstream(port_file) >> port;
   }
