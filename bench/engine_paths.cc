@@ -78,7 +78,7 @@ class EngineFixture final : public Fixture {
   uint64_t direct_seen = 0;
 };
 
-constexpr uint64_t kPrefix = 64;     // blocks of a prefix fetched in one batch
+constexpr uint64_t kPrefix = 64;      // blocks of a prefix fetched in one batch
 constexpr uint64_t kWriteBatch = 64;  // blocks of a batched write or flush
 
 Sample Done(double t0, uint64_t n, uint64_t block) {

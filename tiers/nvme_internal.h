@@ -84,15 +84,15 @@ struct NvmeTier::ReadOp {
   size_t dst_bytes = 0;
   // --- plan ---
   int fd = -1;
-  uint64_t gen_before = 0;    // segment generation before the read: a change means reclaimed
-  size_t hdr_off = 0;         // into ctx.headers
-  size_t stage_off = 0;       // into ctx.bounce
-  size_t direct_len = 0;      // payload bytes read straight into dst
-  size_t stage_len = 0;       // read into the stage: the tail block, or the whole payload
-  bool bounce = false;        // whole payload through the stage (unaligned dst, or compressed)
+  uint64_t gen_before = 0;  // segment generation before the read: a change means reclaimed
+  size_t hdr_off = 0;       // into ctx.headers
+  size_t stage_off = 0;     // into ctx.bounce
+  size_t direct_len = 0;    // payload bytes read straight into dst
+  size_t stage_len = 0;     // read into the stage: the tail block, or the whole payload
+  bool bounce = false;      // whole payload through the stage (unaligned dst, or compressed)
   size_t first_req = 0;
   uint32_t nreq = 0;
-  uint32_t pending = 0;       // requests not finished yet
+  uint32_t pending = 0;  // requests not finished yet
   // --- out ---
   // Until verified, an op is a failure: only FinishRead makes it OK.
   Verdict verdict = Verdict::kIoError;

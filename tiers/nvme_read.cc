@@ -47,8 +47,8 @@ size_t NvmeTier::ReadBatch(std::span<NvmeReadItem> items) {
     }
     if (it.dst == nullptr || it.dst_bytes < op.e.loc.payload_bytes) {
       it.status = Status::InvalidArgument("NVMe read: buffer of " + std::to_string(it.dst_bytes) +
-                                          " bytes for a " +
-                                          std::to_string(op.e.loc.payload_bytes) + "-byte block");
+                                          " bytes for a " + std::to_string(op.e.loc.payload_bytes) +
+                                          "-byte block");
       continue;
     }
     op.dst = static_cast<uint8_t*>(it.dst);
@@ -79,8 +79,8 @@ size_t NvmeTier::ReadBatch(std::span<NvmeReadItem> items) {
       case Verdict::kIoError:
         Add(c_->io_errors);
         // Whatever errno the device gave, a failed read is an I/O error (never "no space").
-        it.status = op.status.code() == Code::kIoError ? op.status
-                                                        : Status::IoError(op.status.ToString());
+        it.status =
+            op.status.code() == Code::kIoError ? op.status : Status::IoError(op.status.ToString());
         break;
       case Verdict::kCorrupt:
         DropCorrupt(op.e, op.status);

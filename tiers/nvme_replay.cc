@@ -77,16 +77,16 @@ Status NvmeTier::ReplaySegments(std::vector<uint64_t>& max_end) {
       refs.push_back({e.ns, e.key, e.loc.offset});
     }
     max_end[id] = std::max(max_end[id], off);
+    if (found.empty()) continue;  // nothing new: the stored mark (if any) stays right
     NvmeIndex::Mark m{id, gen, off};
     KVT_RETURN_IF_ERROR(index_->Put(found, {&m, 1}));
     s.records.insert(s.records.end(), refs.begin(), refs.end());
     replayed += found.size();
   }
   Add(c_->records_replayed, replayed);
-  if (replayed > 0) {
-    KVT_LOG(kInfo, "NVMe tier: indexed " + std::to_string(replayed) +
-                       " records found past the index's replay marks");
-  }
+  if (replayed == 0) return Status::Ok();
+  KVT_LOG(kInfo, "NVMe tier: indexed " + std::to_string(replayed) +
+                     " records found past the index's replay marks");
   // A checkpoint: the next open starts from here.
   Add(c_->index_syncs);
   return index_->Sync();

@@ -339,6 +339,9 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
   Status put = index_->Put(entries, marks);
   if (!put.ok()) {
     for (Prepared* p : written) p->status = put;
+    // The index can no longer be trusted to hold what was acknowledged: the next Flush syncs
+    // it, and reports the index's failure instead of claiming durability.
+    index_sync_needed_ = true;
   }
   for (Prepared* p : group) EndWrite(p->where.segment, p->where.offset);
 }

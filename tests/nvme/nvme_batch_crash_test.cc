@@ -112,8 +112,8 @@ void RunCycles(bool lose_wal_tail) {
     ASSERT_EQ(::pipe(report), 0);
     ASSERT_EQ(::pipe(block), 0);
     // The child is this binary, exec'd fresh (RocksDB's thread pool does not survive a fork).
-    std::string args = dir + " " + std::to_string(cycle) + " " + std::to_string(report[1]) +
-                       " " + std::to_string(block[0]);
+    std::string args = dir + " " + std::to_string(cycle) + " " + std::to_string(report[1]) + " " +
+                       std::to_string(block[0]);
     ::setenv("KVT_NVME_BATCH_CRASH_CHILD", args.c_str(), 1);
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
@@ -167,8 +167,8 @@ void RunCycles(bool lose_wal_tail) {
       }
       size_t got = (*t)->ReadBatch(items);
       for (size_t k = 0; k < n; ++k) {
-        ASSERT_TRUE(items[k].status.ok()) << "cycle " << cycle << ": flushed block "
-                                          << keys[at + k] << ": " << items[k].status.ToString();
+        ASSERT_TRUE(items[k].status.ok()) << "cycle " << cycle << ": flushed block " << keys[at + k]
+                                          << ": " << items[k].status.ToString();
       }
       ASSERT_EQ(got, n);
       for (size_t k = 0; k < n; ++k) {

@@ -137,7 +137,11 @@ TEST_F(IndexFaultTest, FailedIndexWriteFailsTheWriteAndIsNeverServed) {
   t_.reset();
   Open(/*faulty=*/false);
   for (uint64_t i = 0; i < 5; ++i) EXPECT_TRUE(Get(i).ok()) << "flushed block " << i << " lost";
-  EXPECT_TRUE(Get(5).IsNotFound());
+  // Block 5's record reached its segment before its index put failed; the replay at open (the
+  // index catches up from self-describing records, issue 11) may index it again. Then it reads
+  // back exact (Get checks the bytes), never as anything else.
+  Status s5 = Get(5);
+  EXPECT_TRUE(s5.ok() || s5.IsNotFound()) << s5.ToString();
 }
 
 // Before NvmeIndex remembered WAL write failures, the Flush after one (the close's included)
@@ -160,20 +164,20 @@ TEST_F(IndexFaultTest, WritesAndFlushAfterAFailedIndexWriteDoNotAbort) {
   EXPECT_FALSE(t_->Flush().ok()) << "the index cannot promise durability after a failed write";
 }
 
-TEST_F(IndexFaultTest, FailedWalSyncFailsTheFlush) {
+// A Flush does not sync the index WAL (issue 11: one fdatasync per touched segment; the index
+// catches up from the segment records at open), so a WAL that cannot sync does not fail it, and
+// the flushed blocks survive a reopen.
+TEST_F(IndexFaultTest, FlushNeedsNoWalSyncAndFlushedBlocksSurvive) {
   Open();
   for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(Put(i).ok());
   fs_->fail_wal_sync = true;
   Status f = t_->Flush();
-  EXPECT_FALSE(f.ok()) << "Flush claimed durability its index sync did not give";
-  EXPECT_GT(fs_->injected.load(), 0u);
+  EXPECT_TRUE(f.ok()) << f.ToString();
+  EXPECT_EQ(fs_->injected.load(), 0u) << "Flush synced the index WAL";
   fs_->fail_wal_sync = false;
   t_.reset();
   Open(/*faulty=*/false);
-  for (uint64_t i = 0; i < 5; ++i) {
-    Status s = Get(i);
-    EXPECT_TRUE(s.ok() || s.IsNotFound()) << s.ToString();
-  }
+  for (uint64_t i = 0; i < 5; ++i) EXPECT_TRUE(Get(i).ok()) << "flushed block " << i << " lost";
 }
 
 TEST_F(IndexFaultTest, IndexThatCannotBeCreatedFailsOpen) {
