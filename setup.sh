@@ -72,8 +72,8 @@ case "$mode" in
     build build-asan -DKVT_SANITIZE=ON -DKVT_WITH_CUDA=OFF -DKVT_BUILD_BENCH=OFF \
       -DCMAKE_BUILD_TYPE=Debug
     (cd build-asan && ctest --output-on-failure -j "$JOBS")
-    # The concurrency tests under ThreadSanitizer.
-    tsan_tests
+    # The concurrency tests under ThreadSanitizer (KVT_SKIP_TSAN=1 skips them).
+    [ "${KVT_SKIP_TSAN:-0}" = 1 ] || tsan_tests
     # libFuzzer targets (wire format, server session, options, trace lines, segment records,
     # index values, remote client against a hostile server) under ASan + UBSan, 20 s each.
     ./fuzz/run.sh 20
