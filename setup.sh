@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kvtier set-up on a fresh Debian 12 machine (as root, or with sudo available):
 #   ./setup.sh run    install what is missing, build, run the main job on its embedded default
-#   ./setup.sh test   install what is missing, build, run every test (plain and ASan+UBSan builds)
+#   ./setup.sh test   install what is missing, build, run every test (plain and ASan+UBSan builds),
+#                     the concurrency tests under TSan, and every fuzzer for 20 s
 # Idempotent: a second run installs nothing and rebuilds only what changed. Quiet when all is there.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,10 +27,31 @@ install_missing() {
 }
 
 JOBS=$(nproc)
-build() {  # build DIR [cmake args...]
+build() {  # build DIR [cmake args...] [-- TARGETS...]
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
-  cmake --build "$dir" -j "$JOBS"
+  local args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && targets=("$@")
+  cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null
+  cmake --build "$dir" -j "$JOBS" ${targets[@]+--target "${targets[@]}"}
+}
+
+# The tests that exercise kvtier's threads (NVMe writers and reclaim, store paths, prefetch
+# pipeline, kvtierd and the remote client), run under ThreadSanitizer.
+TSAN_TESTS=(kvt_nvme_concurrency_test store_nvme_tests hbm_tests remote_loopback_test core_tests)
+tsan_tests() {
+  build build-tsan -DKVT_TSAN=ON -DKVT_WITH_CUDA=OFF -DKVT_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -- "${TSAN_TESTS[@]}"
+  # Races inside Debian's uninstrumented RocksDB are suppressed (tests/tsan.supp, by library
+  # only); any other report fails the test binary (exitcode 66).
+  local opts="suppressions=$PWD/tests/tsan.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1"
+  local t bin
+  for t in "${TSAN_TESTS[@]}"; do
+    bin=$(find build-tsan/tests -type f -name "$t" -perm -u+x | head -n 1)
+    echo "tsan: $t"
+    (cd "$(dirname "$bin")" && TSAN_OPTIONS="$opts" timeout 900 "./$t" --gtest_brief=1)
+  done
 }
 
 mode=${1:-run}
@@ -50,7 +72,10 @@ case "$mode" in
     build build-asan -DKVT_SANITIZE=ON -DKVT_WITH_CUDA=OFF -DKVT_BUILD_BENCH=OFF \
       -DCMAKE_BUILD_TYPE=Debug
     (cd build-asan && ctest --output-on-failure -j "$JOBS")
-    # libFuzzer targets (wire format decoder, server session) under ASan + UBSan, 20 s each.
+    # The concurrency tests under ThreadSanitizer (KVT_SKIP_TSAN=1 skips them).
+    [ "${KVT_SKIP_TSAN:-0}" = 1 ] || tsan_tests
+    # libFuzzer targets (wire format, server session, options, trace lines, segment records,
+    # index values, remote client against a hostile server) under ASan + UBSan, 20 s each.
     ./fuzz/run.sh 20
     ;;
   *)

@@ -1,8 +1,10 @@
 #include "base/units.h"
 
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace kvt {
@@ -75,8 +77,15 @@ StatusOr<uint64_t> ParseBytes(std::string_view text) {
     if (m != 0 && whole > UINT64_MAX / m) return Status::InvalidArgument(shown + " overflows");
     return whole * m;
   }
-  double v = std::stod(std::string(num)) * mult;
-  if (v > 1.8e19) return Status::InvalidArgument(shown + " overflows");
+  // strtod, not std::stod: an absurd number of digits must be an error status, not an exception.
+  const std::string digits(num);
+  errno = 0;
+  double v = std::strtod(digits.c_str(), nullptr);
+  if (errno == ERANGE || !std::isfinite(v)) {
+    return Status::InvalidArgument(shown + " is out of range");
+  }
+  v *= mult;
+  if (!std::isfinite(v) || v > 1.8e19) return Status::InvalidArgument(shown + " overflows");
   if (std::floor(v) != v) return Status::InvalidArgument(shown + " is not a whole number of bytes");
   return static_cast<uint64_t>(v);
 }

@@ -1,6 +1,7 @@
-// Writes the seed corpora of the two fuzz targets (fuzz/corpus/<target>/): well-formed sessions
-// and frames, so that the fuzzers start from deep inside the protocol. Run once; the output is
-// committed. Usage: fuzz_make_seeds FUZZ_DIR
+// Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/): well-formed sessions,
+// frames, server answers, records, index values, options and trace lines, so that the fuzzers
+// start from deep inside each format. Run once; the output is committed.
+// Usage: fuzz_make_seeds FUZZ_DIR
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -9,6 +10,9 @@
 #include "io/wire_auth.h"
 #include "io/wire_format.h"
 #include "src/block_key.h"
+#include "tiers/codec.h"
+#include "tiers/nvme_index.h"
+#include "tiers/segment_format.h"
 
 using namespace kvt;
 using namespace kvt::wire;
@@ -103,6 +107,138 @@ int main(int argc, char** argv) {
   Write(f + "get_response", F(Op::kGet, 21, get_body, kResponseBit));
   Write(f + "error_response",
         F(Op::kPut, 10, {'n', 'o', 'p', 'e'}, kResponseBit, static_cast<uint8_t>(Code::kBusy)));
+
+  // Hostile-server seeds for the remote client: byte 0 = flags, then what the server sends on
+  // each connection (split at "#SPLIT#"); the client's request ids count from 1 (hello).
+  const std::string rc = dir + "/corpus/remote_client/";
+  auto frame = [](Op op, uint64_t id, const std::vector<uint8_t>& body, uint8_t flags = kFlagEnd,
+                  uint8_t status = 0) {
+    std::vector<uint8_t> out;
+    AppendFrame({static_cast<uint8_t>(static_cast<uint8_t>(op) | kResponseBit), status, flags, id,
+                 0},
+                body, &out);
+    return out;
+  };
+  auto str = [](const std::string& t) { return std::vector<uint8_t>(t.begin(), t.end()); };
+  HelloResponse open_hr;
+  open_hr.server_nonce = server_nonce;
+  open_hr.auth_required = false;
+  open_hr.max_body = Limits{}.max_body;
+  open_hr.max_keys = 64;
+  const auto hello_ok = frame(Op::kHello, 1, EncodeHelloResponse(open_hr));
+  std::vector<LookupEntry> three = {{true, {keys[0], {}, {}, 7, 4096, false}}, {false, {}},
+                                    {true, {keys[2], {}, {}, 9, 4096, true}}};
+  std::vector<uint8_t> absent_body(kGetBlockHeadBytes);
+  EncodeGetBlockHead({1, false, {}}, absent_body.data());
+  const auto get_frames = Cat({frame(Op::kGet, 3, get_body, 0), frame(Op::kGet, 3, absent_body)});
+  auto remote = [&](const char* name, uint8_t flags, std::vector<uint8_t> stream) {
+    stream.insert(stream.begin(), flags);
+    Write(rc + name, stream);
+  };
+  remote("every_call", 0,
+         Cat({hello_ok, frame(Op::kLookup, 2, EncodeLookupResponse(three)), get_frames,
+              frame(Op::kPut, 4, {}), frame(Op::kDropNamespace, 5, {}),
+              frame(Op::kStats, 6, str("kvtier_store_puts 1\n"))}));
+  remote("errors", 0,
+         Cat({hello_ok, frame(Op::kLookup, 2, str("busy"), kFlagEnd,
+                              static_cast<uint8_t>(Code::kBusy)),
+              frame(Op::kGet, 3, str("no"), kFlagEnd, static_cast<uint8_t>(Code::kNotFound)),
+              frame(Op::kPut, 4, str("full"), kFlagEnd, static_cast<uint8_t>(Code::kNoSpace))}));
+  const std::string split = "#SPLIT#";
+  std::vector<uint8_t> reconnect = Cat({hello_ok, frame(Op::kLookup, 9, {})});
+  reconnect.insert(reconnect.end(), split.begin(), split.end());
+  const auto again = Cat({hello_ok, frame(Op::kGet, 2, get_body)});
+  reconnect.insert(reconnect.end(), again.begin(), again.end());
+  remote("wrong_id_then_reconnect", 0, reconnect);
+  remote("auth_required", 1, Cat({frame(Op::kHello, 1, EncodeHelloResponse(hr)),
+                                   frame(Op::kAuth, 2, EncodeAuth(auth))}));
+  HelloResponse tiny = open_hr;
+  tiny.max_keys = 1;
+  tiny.max_body = 100;
+  remote("tiny_limits", 0, Cat({frame(Op::kHello, 1, EncodeHelloResponse(tiny)),
+                                frame(Op::kLookup, 2, EncodeLookupResponse({three.data(), 1}))}));
+
+  // Segment records: byte 0 = flags (bit 0 reseal, bit 1 segment header), 4 KiB header, payload.
+  const std::string sr = dir + "/corpus/segment_record/";
+  auto record = [&](const char* name, uint8_t flags, Codec codec) {
+    std::vector<uint8_t> stored = payload;
+    if (codec == Codec::kZstd) {
+      stored.resize(ZstdBound(payload.size()));
+      auto n = ZstdShuffleCompress(payload.data(), payload.size(), stored.data(), stored.size(), 1);
+      if (!n.ok()) std::abort();
+      stored.resize(*n);
+    }
+    RecordHeader rh;
+    rh.codec = static_cast<uint8_t>(codec);
+    rh.flags = kRecordHasTokens;
+    rh.generation = 3;
+    rh.ns = 77;
+    rh.key = keys[0];
+    rh.payload_bytes = static_cast<uint32_t>(payload.size());
+    rh.stored_bytes = static_cast<uint32_t>(stored.size());
+    rh.payload_checksum = Checksum64(payload.data(), payload.size());
+    rh.stored_checksum = Checksum64(stored.data(), stored.size());
+    std::vector<uint8_t> out(1 + kRecordHeaderBytes);
+    out[0] = flags;
+    EncodeRecordHeader(rh, out.data() + 1);
+    out.insert(out.end(), stored.begin(), stored.end());
+    Write(sr + name, out);
+  };
+  record("raw", 0, Codec::kNone);
+  record("zstd", 0, Codec::kZstd);
+  record("zstd_resealed", 1, Codec::kZstd);
+  {
+    SegmentHeader sh;
+    sh.segment_id = 5;
+    sh.generation = 9;
+    sh.segment_bytes = 1 << 20;
+    std::vector<uint8_t> out(1 + kSegmentHeaderBytes);
+    out[0] = 2;
+    EncodeSegmentHeader(sh, out.data() + 1);
+    Write(sr + "segment_header", out);
+  }
+
+  // Index values: byte 0 = key length (24), the key, then the value.
+  const std::string iv = dir + "/corpus/index_value/";
+  NvmeLocation loc;
+  loc.segment = 3;
+  loc.generation = 12;
+  loc.offset = 8192;
+  loc.stored_bytes = 3000;
+  loc.payload_bytes = 4096;
+  loc.checksum = 0x1234;
+  loc.codec = Codec::kZstd;
+  loc.has_tokens = true;
+  loc.parent = keys[1];
+  for (const auto& [name, l] : {std::pair<const char*, NvmeLocation>{"zstd", loc},
+                                {"raw", NvmeLocation{}}}) {
+    const std::string k = EncodeIndexKey(77, keys[0]);
+    std::string v = std::string(1, static_cast<char>(k.size())) + k + EncodeLocation(l);
+    Write(iv + name, std::vector<uint8_t>(v.begin(), v.end()));
+  }
+
+  // Options: byte 0 bit 0 = a config file; else NAME '\0' VALUE.
+  const std::string op = dir + "/corpus/options/";
+  auto text = [](const std::string& path, const std::string& t) {
+    std::ofstream(path, std::ios::binary) << t;
+  };
+  text(op + "config", std::string(1, '\1') +
+                          "# a store\ndir = /tmp/x\nhost_bytes = 1.5GiB\nhost_policy = s3fifo\n"
+                          "nvme_bytes = 64GB\nnvme_codec = zstd\nnvme_admission = budget:1GiB+"
+                          "seen_twice\nremote = a:1,[::1]:7420\nhash_secret = 00ff\n");
+  text(op + "set_size", std::string("\0host_bytes\0", 12) + "64.5MiB");
+  text(op + "set_remote", std::string("\0remote\0", 8) + "host:7420,10.0.0.2:7421");
+  text(op + "set_admission", std::string("\0nvme_admission\0", 16) + "budget:512MiB+seen_twice");
+
+  // Trace lines: byte 0 = flags (bit 0 skip bad lines; bits 2-7: 9 = 512-token blocks), jsonl.
+  const std::string tr = dir + "/corpus/trace/";
+  const std::string lines =
+      "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 5, \"hash_ids\": [1, 2]}\n"
+      "{\"timestamp\": 7, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1, 3]}\n"
+      "\n{\"timestamp\": 3, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [9]}\r\n";
+  text(tr + "mooncake", std::string(1, static_cast<char>(9 << 2)) + lines);
+  text(tr + "skip_bad", std::string(1, static_cast<char>(1 | (9 << 2))) + lines +
+                            "\xff\n{\"timestamp\": -1}\n");
   std::printf("seeds written under %s/corpus\n", dir.c_str());
   return 0;
 }

@@ -3,12 +3,13 @@
 # tables only, which builds about 15% faster than -O2 -g) and runs each for a short time from its
 # committed seed corpus. Any crash, sanitizer report or leak fails the run;
 # the input that caused it is kept under build-fuzz/artifacts/.
-#   fuzz/run.sh [SECONDS_PER_TARGET]      (default 25)
+#   fuzz/run.sh [SECONDS_PER_TARGET]      (default 25; setup.sh test passes 20: 7 targets, ~2.5 min)
+#   fuzz/run.sh 600                       a longer soak of every target
 #   fuzz/run.sh seeds                     rewrite fuzz/corpus/ with fuzz_make_seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-25}
-TARGETS=(frame_decoder server_session)
+TARGETS=(frame_decoder server_session options trace segment_record index_value remote_client)
 CXX_BIN=$(command -v clang++ || command -v clang++-14 || true)
 CC_BIN=$(command -v clang || command -v clang-14 || true)
 if [ -z "$CXX_BIN" ] || [ -z "$CC_BIN" ]; then
@@ -23,7 +24,8 @@ if [ ! -f build-fuzz/build.ninja ]; then
 fi
 if [ "$SECONDS_PER_TARGET" = "seeds" ]; then
   cmake --build build-fuzz --target fuzz_make_seeds
-  rm -rf fuzz/corpus && mkdir -p fuzz/corpus/frame_decoder fuzz/corpus/server_session
+  rm -rf fuzz/corpus
+  for t in "${TARGETS[@]}"; do mkdir -p fuzz/corpus/"$t"; done
   build-fuzz/fuzz/fuzz_make_seeds fuzz
   exit 0
 fi

@@ -176,6 +176,8 @@ Status DecodeHelloResponse(std::span<const uint8_t> body, HelloResponse* out) {
   out->auth_required = body[kNonceBytes] != 0;
   out->max_body = GetU32(body.data() + kNonceBytes + 4);
   out->max_keys = GetU32(body.data() + kNonceBytes + 8);
+  // The client sends keys in chunks of max_keys: zero would never make progress.
+  if (out->max_keys == 0) return Bad("hello response announces max_keys 0");
   return Status::Ok();
 }
 

@@ -183,12 +183,24 @@ Status Options::Set(std::string_view name, std::string_view value) {
 }
 
 Status Options::LoadFile(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return Status::FromErrno(errno, "open config file " + path);
+  // Read at most one byte past the limit, so /dev/zero, a FIFO or a huge file is rejected
+  // without holding more than kMaxConfigFileBytes in memory.
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return Status::IoError("reading config file " + path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigFileBytes) {
+    return Status::InvalidArgument("config file " + path + " is larger than the limit of " +
+                                   FormatBytes(kMaxConfigFileBytes) + " (" +
+                                   std::to_string(kMaxConfigFileBytes) + " bytes)");
+  }
+  std::istringstream lines(text);
   Options copy = *this;  // all or nothing
   std::string line;
   int lineno = 0;
-  while (std::getline(in, line)) {
+  while (std::getline(lines, line)) {
     ++lineno;
     std::string_view l = Trim(line);
     if (l.empty() || l.front() == '#') continue;
@@ -201,7 +213,6 @@ Status Options::LoadFile(const std::string& path) {
     if (!s.ok()) return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": " +
                                                 s.message());
   }
-  if (in.bad()) return Status::IoError("reading config file " + path);
   *this = std::move(copy);
   return Status::Ok();
 }

@@ -42,7 +42,9 @@ struct Options {
 
   // Sets one option from its text form. InvalidArgument names the option and what was wrong.
   Status Set(std::string_view name, std::string_view value);
-  // "name = value" lines; '#' comments and blank lines ignored. All or nothing.
+  // "name = value" lines; '#' comments and blank lines ignored. All or nothing. A file larger
+  // than kMaxConfigFileBytes is InvalidArgument (a config is a few lines; this bounds memory).
+  static constexpr size_t kMaxConfigFileBytes = 1u << 20;
   Status LoadFile(const std::string& path);
   // Checks the combination (called by open).
   Status Validate() const;

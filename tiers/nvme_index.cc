@@ -5,8 +5,12 @@
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+
+#include "base/log.h"
 
 namespace kvt {
 namespace {
@@ -41,6 +45,30 @@ T GetLe(const char*& p) {
   p += sizeof(v);
   return v;
 }
+
+// RocksDB's own info log (the LOG file in the index directory) asserts inside Debian's 7.8 build
+// when its write fails on a full disk (sync_without_flush_called_), which aborts the host
+// process. The index keeps no LOG file: warnings and errors go to kvtier's log instead (at info
+// level, fatal ones at error level), and nothing here touches the disk, so a full disk cannot reach an assertion through logging.
+class IndexLogger : public rocksdb::Logger {
+ public:
+  IndexLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::WARN_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    // RocksDB logs benign events as errors (a missing directory while it creates a new DB), and
+    // real failures reach the caller as statuses: only its fatal messages are errors here.
+    const LogLevel ours =
+        level >= rocksdb::InfoLogLevel::FATAL_LEVEL ? LogLevel::kError : LogLevel::kInfo;
+    if (!LogEnabled(ours)) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    LogMessage(ours, std::string("nvme index (rocksdb): ") + buf);
+  }
+};
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
@@ -130,8 +158,7 @@ StatusOr<std::unique_ptr<NvmeIndex>> NvmeIndex::Open(const std::string& path, bo
   o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
   // Small and quiet: the index is ~100 bytes per block and every lookup is served from memory.
   o.write_buffer_size = 16 << 20;
-  o.keep_log_file_num = 2;
-  o.max_log_file_size = 1 << 20;
+  o.info_log = std::make_shared<IndexLogger>();
   o.max_background_jobs = 2;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
@@ -196,13 +223,41 @@ bool NvmeIndex::IsHitAt(uint64_t ns, const Hash128& key, const NvmeLocation& whe
   return true;
 }
 
+rocksdb::Status NvmeIndex::Mutate(const std::function<rocksdb::Status()>& write) {
+  std::shared_lock<std::shared_mutex> l(wal_mu_);
+  rocksdb::Status s = write();
+  if (!s.ok() && (s.IsNoSpace() || s.IsIOError())) {
+    std::lock_guard<std::mutex> f(failure_mu_);
+    wal_failure_ = s;
+    wal_failed_.store(true);
+  }
+  return s;
+}
+
+rocksdb::Status NvmeIndex::ResumeAfterFailure() {
+  if (!wal_failed_.load()) return rocksdb::Status::OK();
+  rocksdb::Status s = db_->Resume();
+  if (s.ok()) wal_failed_.store(false);
+  return s;
+}
+
+rocksdb::Status NvmeIndex::MutateOrResume(const std::function<rocksdb::Status()>& write) {
+  rocksdb::Status s = Mutate(write);
+  if (s.ok() || !wal_failed_.load()) return s;
+  // After a failed write RocksDB refuses every later write until it is resumed. From a full
+  // disk it recovers by itself (it polls every 5 s for a memtable's worth of free space; Resume
+  // answers Busy meanwhile); after other I/O errors only Resume brings it back: try it once.
+  {
+    std::unique_lock<std::shared_mutex> l(wal_mu_);
+    if (!ResumeAfterFailure().ok()) return s;
+  }
+  return Mutate(write);
+}
+
 Status NvmeIndex::WriteDb(rocksdb::WriteBatch* b, const char* what) {
   if (read_only_) return Status::PermissionDenied(std::string(what) + ": index is read-only");
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), b);
-  // After a failed WAL write, Debian's RocksDB 7.8 asserts (aborting the process) in the next
-  // SyncWAL: remember the failure so that Sync reports it instead of reaching that assertion.
-  if (s.IsIOError() || s.IsNoSpace()) wal_failed_.store(true);
-  return FromRocks(s, std::string(what) + " " + path_);
+  return FromRocks(MutateOrResume([&] { return db_->Write(rocksdb::WriteOptions(), b); }),
+                   std::string(what) + " " + path_);
 }
 
 bool NvmeIndex::GetMark(uint32_t segment, Mark* out) const {
@@ -300,9 +355,11 @@ StatusOr<uint64_t> NvmeIndex::EraseNamespace(uint64_t ns) {
   PutBe64(ns, begin.data());
   // Past every 24-byte key of the namespace, also for ns = 2^64 - 1.
   std::string end = begin + std::string(17, '\xff');
-  KVT_RETURN_IF_ERROR(
-      FromRocks(db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(), begin, end),
-                "index delete range " + path_));
+  KVT_RETURN_IF_ERROR(FromRocks(MutateOrResume([&] {
+                                  return db_->DeleteRange(rocksdb::WriteOptions(),
+                                                          db_->DefaultColumnFamily(), begin, end);
+                                }),
+                                "index delete range " + path_));
   uint64_t n = 0;
   for (Shard& sh : shards_) {
     std::lock_guard<std::mutex> l(sh.mu);
@@ -320,10 +377,13 @@ StatusOr<uint64_t> NvmeIndex::EraseNamespace(uint64_t ns) {
 
 Status NvmeIndex::Sync() {
   if (read_only_) return Status::Ok();
-  if (wal_failed_.load()) {
-    // Nothing written since can be promised durable; a reopen recovers the WAL up to the error.
-    return Status::IoError("sync index WAL " + path_ +
-                           ": a write to it failed earlier; not synced until the tier is reopened");
+  // SyncWAL on a WAL whose last append failed asserts in Debian's RocksDB build (an abort of the
+  // host process): with writes held off, resume first, and sync only a healthy WAL.
+  std::unique_lock<std::shared_mutex> l(wal_mu_);
+  if (!ResumeAfterFailure().ok()) {
+    // Report the write's failure (NoSpace on a full disk), not Resume's (often Busy).
+    std::lock_guard<std::mutex> f(failure_mu_);
+    return FromRocks(wal_failure_, "sync index WAL " + path_ + ": an earlier write failed");
   }
   return FromRocks(db_->SyncWAL(), "sync index WAL " + path_);
 }

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -136,11 +137,19 @@ class NvmeIndex {
       : path_(std::move(path)), db_(std::move(db)), read_only_(read_only) {}
   Shard& ShardOf(const MapKey& k) const { return shards_[MapKeyHash()(k) % kShards]; }
   Status WriteDb(rocksdb::WriteBatch* b, const char* what);
+  // Every RocksDB mutation runs under wal_mu_ shared and marks wal_failed_ when it fails; Sync
+  // and Resume take it exclusively (see Sync()). MutateOrResume resumes once after a failure.
+  rocksdb::Status Mutate(const std::function<rocksdb::Status()>& write);
+  rocksdb::Status MutateOrResume(const std::function<rocksdb::Status()>& write);
+  rocksdb::Status ResumeAfterFailure();  // REQUIRES: wal_mu_ held exclusively
 
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
   bool read_only_;
-  std::atomic<bool> wal_failed_{false};  // a WAL write failed: Sync refuses (see WriteDb)
+  std::shared_mutex wal_mu_;
+  std::atomic<bool> wal_failed_{false};  // a mutation failed since the last resume
+  std::mutex failure_mu_;
+  rocksdb::Status wal_failure_;  // GUARDED_BY(failure_mu_): the last failed mutation's status
   mutable std::array<Shard, kShards> shards_;
 };
 

@@ -100,9 +100,12 @@ int Fsck(const std::string& dir, bool repair) {
   }
   NvmeFsckReport r = (*t)->Fsck(repair);
   for (const std::string& p : r.problems) std::printf("problem: %s\n", p.c_str());
-  std::printf("fsck %s: %" PRIu64 " segments (%" PRIu64 " with problems), %" PRIu64
-              " entries: %" PRIu64 " ok, %" PRIu64 " bad, %" PRIu64 " stale, %" PRIu64
-              " I/O errors%s\n",
+  // Segment problems are counted per problem, not per file (one truncated file can also have
+  // failed its header check at open), so the line names both counts separately.
+  std::printf("fsck %s: %" PRIu64 " segment files checked, %" PRIu64
+              " segment problems (truncated files, bad headers); %" PRIu64
+              " index entries checked: %" PRIu64 " ok, %" PRIu64 " bad, %" PRIu64
+              " stale, %" PRIu64 " I/O errors%s\n",
               dir.c_str(), r.segments, r.segment_problems, r.entries, r.entries_ok, r.entries_bad,
               r.entries_stale, r.io_errors,
               repair ? (", " + std::to_string(r.dropped) + " dropped").c_str() : "");

@@ -387,6 +387,16 @@ int main(void) {
   EXPECT_REJECT(kvt_options_load_file(o, NULL), KVT_INVALID_ARGUMENT);
   EXPECT_REJECT(kvt_options_load_file(NULL, "/x"), KVT_INVALID_ARGUMENT);
   EXPECT_REJECT(kvt_options_load_file(o, "/nonexistent/kvtier.conf"), KVT_INVALID_ARGUMENT);
+  /* Issue 14: /dev/zero was read until memory ran out; an absurd size threw (KVT_INTERNAL). */
+  EXPECT_REJECT(kvt_options_load_file(o, "/dev/zero"), KVT_INVALID_ARGUMENT);
+  EXPECT(strstr(kvt_last_error(), "limit") != NULL);
+  {
+    char absurd[420];
+    memset(absurd, '0', sizeof absurd);
+    absurd[0] = '1';
+    memcpy(absurd + 401, ".0GiB", 6);
+    EXPECT_REJECT(kvt_options_set(o, "host_bytes", absurd), KVT_INVALID_ARGUMENT);
+  }
   {
     char path[256];
     snprintf(path, sizeof path, "%s/bad.conf", dir);

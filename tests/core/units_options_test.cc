@@ -26,6 +26,24 @@ TEST(Units, ParseBytes) {
   EXPECT_NE(ParseBytes("12XB").status().message().find("XB"), std::string::npos);
 }
 
+// Issue 14: a fraction with hundreds of digits made std::stod throw out_of_range, which the C API
+// turned into KVT_INTERNAL and kvtierd into an abort.
+TEST(Units, AbsurdSizesAreInvalidArgument) {
+  const std::string zeros(400, '0');
+  for (const std::string& bad :
+       {"1" + zeros + ".0", "1" + zeros + ".5GiB", "0." + zeros + "1", "9" + zeros + ".0TB",
+        "1" + zeros, "1" + zeros + "KiB"}) {
+    StatusOr<uint64_t> r(uint64_t{0});
+    ASSERT_NO_THROW(r = ParseBytes(bad)) << bad.size() << " chars";
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+  }
+  EXPECT_EQ(*ParseBytes("0.5KiB"), 512u);  // fractions that fit still parse
+  EXPECT_EQ(*ParseBytes("1000000.5TiB"), (1000000ull << 40) + (1ull << 39));
+  Options o;
+  EXPECT_EQ(o.Set("host_bytes", "1" + zeros + ".0").code(), Code::kInvalidArgument);
+}
+
 TEST(Options, SetValidatesAndLeavesUnchangedOnError) {
   Options o;
   EXPECT_TRUE(o.Set("host_bytes", "256MiB").ok());
@@ -68,6 +86,35 @@ TEST(Options, LoadFileIsAllOrNothing) {
   EXPECT_NE(s.message().find(":2:"), std::string::npos) << s.message();
   EXPECT_EQ(o.host_bytes, 32ull << 20);  // unchanged
   EXPECT_FALSE(o.LoadFile(dir.path() + "/missing.conf").ok());
+}
+
+// Issue 14: LoadFile read /dev/zero until memory ran out. Files past the limit are rejected with
+// a message naming it; a file exactly at the limit still loads.
+TEST(Options, LoadFileHasASizeLimit) {
+  Options o;
+  Status z = o.LoadFile("/dev/zero");
+  EXPECT_EQ(z.code(), Code::kInvalidArgument) << z.ToString();
+  EXPECT_NE(z.message().find("limit of 1.00 MiB"), std::string::npos) << z.message();
+  testing::TestDir dir;
+  const std::string at_limit = dir.path() + "/at_limit.conf";
+  {
+    std::string text = "host_bytes = 48MiB\n";
+    text.resize(Options::kMaxConfigFileBytes - 1, '#');
+    text.push_back('\n');
+    std::ofstream(at_limit, std::ios::binary) << text;
+  }
+  Status ok = o.LoadFile(at_limit);
+  ASSERT_TRUE(ok.ok()) << ok.ToString();
+  EXPECT_EQ(o.host_bytes, 48ull << 20);
+  const std::string huge = dir.path() + "/huge.conf";
+  {
+    std::ofstream f(huge, std::ios::binary);
+    f << "host_bytes = 64MiB\n" << std::string(Options::kMaxConfigFileBytes, '#') << "\n";
+  }
+  Status h = o.LoadFile(huge);
+  EXPECT_EQ(h.code(), Code::kInvalidArgument) << h.ToString();
+  EXPECT_NE(h.message().find("larger than the limit"), std::string::npos) << h.message();
+  EXPECT_EQ(o.host_bytes, 48ull << 20);  // unchanged
 }
 
 }  // namespace

@@ -229,6 +229,34 @@ TEST(RemoteLoopback, ServerGoneMidGetIsAMissAndTheClientRecovers) {
   EXPECT_EQ(dst, testing::PatternBytes(keys[0].lo, bytes));
 }
 
+// Found by fuzz_remote_client (issue 14): a node announcing max_keys 0 in its hello made the
+// client's lookup loop forever (chunks of zero keys). The handshake now refuses it.
+TEST(RemoteLoopback, HelloWithZeroMaxKeysIsRefused) {
+  testing::FakeServer fake([](int fd) {
+    wire::FrameHeader h;
+    std::vector<uint8_t> body;
+    if (!testing::ReadFrame(fd, &h, &body)) return;
+    wire::HelloResponse hr;
+    hr.max_body = wire::Limits{}.max_body;
+    hr.max_keys = 0;
+    std::vector<uint8_t> out;
+    wire::AppendFrame({static_cast<uint8_t>(wire::Op::kHello) | wire::kResponseBit, 0,
+                       wire::kFlagEnd, h.request_id, 0},
+                      wire::EncodeHelloResponse(hr), &out);
+    testing::WriteAll(fd, out.data(), out.size());
+    (void)testing::ClosedByPeer(fd, 10000);
+  });
+  RemoteOptions ro;
+  ro.endpoints = {fake.endpoint()};
+  auto rt = std::move(RemoteTier::Create(ro)).value();
+  std::vector<wire::LookupEntry> found;
+  const std::vector<Hash128> keys = {{1, 2}, {3, 4}};
+  ASSERT_TRUE(rt->Lookup("ns", keys, &found).ok());  // unreachable nodes are misses
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_FALSE(found[0].present || found[1].present);
+  EXPECT_EQ(rt->counters().connect_failures.load(), 1u);
+}
+
 TEST(RemoteLoopback, StalledNodeTimesOut) {
   // Answers hello, then never answers again (reads until the client gives up and closes).
   testing::FakeServer fake([](int fd) {
@@ -534,6 +562,31 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
     ASSERT_TRUE(node->Get(ns, k, got.data(), got.size()).ok());
     EXPECT_EQ(got, testing::PatternBytes(k.lo, got.size()));
   }
+}
+
+// Issue 14: an absurd size made kvtierd abort (exit 134); a bad value or config file is the
+// caller's mistake: exit 2 with a message naming it.
+TEST(Kvtierd, BadSizeOrConfigExitsTwoWithAMessage) {
+  testing::TestDir d;
+  auto run = [&](const std::string& args, std::string* out) {
+    const std::string cmd = std::string(KVTIERD_PATH) + " --listen 127.0.0.1:0 --dir " +
+                            d.path() + "/node " + args + " 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return -1;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
+    const int st = ::pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  };
+  std::string out;
+  EXPECT_EQ(run("--host-bytes 1" + std::string(400, '0') + ".0", &out), 2) << out;
+  EXPECT_NE(out.find("host_bytes"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run("--nvme-bytes 12XB", &out), 2) << out;
+  EXPECT_NE(out.find("12XB"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run("--config /dev/zero", &out), 2) << out;
+  EXPECT_NE(out.find("limit"), std::string::npos) << out;
 }
 #endif
 

@@ -132,6 +132,19 @@ TEST(WireFormat, BlockBodiesRoundTrip) {
   EXPECT_FALSE(DecodePut(put, Limits{}, &pr).ok());
 }
 
+TEST(WireFormat, HelloResponseWithZeroMaxKeysIsRejected) {
+  HelloResponse hr;
+  hr.max_body = Limits{}.max_body;
+  hr.max_keys = 1;
+  HelloResponse back;
+  ASSERT_TRUE(DecodeHelloResponse(EncodeHelloResponse(hr), &back).ok());
+  EXPECT_EQ(back.max_keys, 1u);
+  hr.max_keys = 0;
+  Status s = DecodeHelloResponse(EncodeHelloResponse(hr), &back);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("max_keys"), std::string::npos);
+}
+
 TEST(WireAuth, MacDependsOnSecretRoleAndBothNonces) {
   std::array<uint8_t, kNonceBytes> a{}, b{};
   ASSERT_TRUE(RandomNonce(&a).ok());

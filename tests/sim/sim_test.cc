@@ -2,6 +2,7 @@
 // the trace reader's errors, the generator, multi-tier movement, cluster mode and the CLI.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
 #include <unordered_set>
 #include <string>
@@ -14,6 +15,7 @@
 #include "tools/sim/simulator.h"
 #include "tools/sim/synth.h"
 #include "tools/sim/trace.h"
+#include "tests/common/test_dir.h"
 
 namespace kvt::sim {
 namespace {
@@ -399,6 +401,36 @@ TEST(SimCli, FlagErrors) {
   EXPECT_TRUE(ParseArgs({}).ok());
   EXPECT_TRUE(ParseArgs({})->default_job);
   EXPECT_FALSE(FindEmbeddedTrace("").empty());
+}
+
+// Issue 14: a line that is not UTF-8 aborted kvtier-sim --json --skip-bad-lines (nlohmann
+// type_error 316 while dumping the quoted line). Skipped, it is counted and quoted as \xNN; not
+// skipped, it stops the run with exit 2 and a message.
+TEST(SimCli, NonUtf8LineIsSkippedOrExitsTwo) {
+  testing::TestDir d;
+  const std::string path = d.file("bad\xfe.jsonl");
+  std::ofstream(path, std::ios::binary)
+      << "{\"timestamp\":0,\"input_length\":16,\"output_length\":1,\"hash_ids\":[1]}\n\xff\n"
+      << "{\"timestamp\":1,\"input_length\":16,\"output_length\":1,\"hash_ids\":[\"\xc3\"]}\n";
+  auto o = ParseArgs({"--trace", path, "--capacity-blocks", "10", "--json", "--no-progress",
+                      "--skip-bad-lines"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  std::ostringstream out, err;
+  ASSERT_EQ(RunCli(*o, "", out, err), 0) << err.str();
+  auto j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j["requests"], 1);
+  EXPECT_EQ(j["input"]["bad_lines"], 2);
+  const std::string first = j["input"]["first_error"];
+  EXPECT_NE(first.find(":2: invalid JSON"), std::string::npos) << first;
+  EXPECT_NE(first.find("\\xff"), std::string::npos) << first;
+  EXPECT_NE(err.str().find("skipped 2 malformed"), std::string::npos) << err.str();
+
+  o = ParseArgs({"--trace", path, "--capacity-blocks", "10", "--json", "--no-progress"});
+  ASSERT_TRUE(o.ok());
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunCli(*o, "", out2, err2), 2);
+  EXPECT_NE(err2.str().find(".jsonl:2: invalid JSON"), std::string::npos) << err2.str();
+  EXPECT_TRUE(out2.str().empty());
 }
 
 TEST(SimModel, PresetsAndCapacities) {

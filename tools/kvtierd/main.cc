@@ -7,7 +7,9 @@
 //   kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]
 //
 // SIGTERM or SIGINT: stop accepting, close connections, flush the store, exit 0.
+// Exit 2: usage error, or a bad option value or config file (with a message); 1: any other failure.
 #include <csignal>
+#include <exception>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -50,9 +52,13 @@ int Fail(const kvt::Status& s) {
   return 1;
 }
 
-}  // namespace
+// A bad option value or config file: the caller's mistake, exit 2 like a usage error.
+int BadConfig(const kvt::Status& s) {
+  std::fprintf(stderr, "kvtierd: %s\n", s.ToString().c_str());
+  return 2;
+}
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7420", dir, secret_file, metrics, config, port_file;
   std::string host_bytes, nvme_bytes, bench_bytes = "256MiB", block_bytes = "4MiB";
   bool bench = false;
@@ -135,12 +141,12 @@ int main(int argc, char** argv) {
   if (dir.empty()) return Usage("--dir is required");
   kvt::Options o;
   if (!config.empty()) {
-    if (kvt::Status s = o.LoadFile(config); !s.ok()) return Fail(s);
+    if (kvt::Status s = o.LoadFile(config); !s.ok()) return BadConfig(s);
   }
   kvt::Status s = o.Set("dir", dir);
   if (s.ok() && !host_bytes.empty()) s = o.Set("host_bytes", host_bytes);
   if (s.ok() && !nvme_bytes.empty()) s = o.Set("nvme_bytes", nvme_bytes);
-  if (!s.ok()) return Fail(s);
+  if (!s.ok()) return BadConfig(s);
   if (!o.remote.empty()) return Fail(kvt::Status::InvalidArgument("kvtierd's own store cannot have a remote tier"));
 
   // Signals are caught from here on: a SIGTERM while the store opens still shuts down cleanly.
@@ -172,4 +178,17 @@ int main(int argc, char** argv) {
   if (!s.ok()) return Fail(s.WithContext("flush at shutdown"));
   std::fprintf(stderr, "kvtierd: store flushed, bye\n");
   return 0;
+}
+
+}  // namespace
+
+// Nothing should throw past the store's statuses; if something does, exit with its message
+// rather than abort.
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kvtierd: unexpected error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -74,7 +74,9 @@ struct CliOptions {
 StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args);
 std::string HelpText();
 
-// Runs what the options ask for; returns the process exit code. argv0 locates the embedded trace.
+// Runs what the options ask for; returns the process exit code: 0, 2 for bad input (a value, a
+// trace line), 1 for a failure while running or a --validate disagreement. argv0 locates the
+// embedded trace.
 int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std::ostream& err);
 
 // The embedded default trace (data/traces/conversation_trace.jsonl) found next to the executable

@@ -1,4 +1,5 @@
 // kvtier-sim: see tools/sim/README.md.
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -10,7 +11,13 @@ int main(int argc, char** argv) {
   auto o = kvt::sim::ParseArgs(args);
   if (!o.ok()) {
     std::cerr << "kvtier-sim: " << o.status().message() << "\n";
+    return 2;
+  }
+  // RunCli reports failures as statuses; an exception escaping it is a bug, reported, not an abort.
+  try {
+    return kvt::sim::RunCli(*o, argc > 0 ? argv[0] : "", std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "kvtier-sim: unexpected error: " << e.what() << "\n";
     return 1;
   }
-  return kvt::sim::RunCli(*o, argc > 0 ? argv[0] : "", std::cout, std::cerr);
 }

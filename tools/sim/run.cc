@@ -39,6 +39,12 @@ struct Setup {
   }
 };
 
+// Strings in the report (a trace path, a quoted bad line) may hold bytes that are not UTF-8:
+// replace them rather than let dump() throw.
+std::string DumpJson(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
 std::string CapText(uint64_t blocks) { return blocks == UINT64_MAX ? "inf" : Thousands(blocks); }
 
 Status Resolve(const CliOptions& o, const std::string& argv0, Setup* s, std::ostream& err) {
@@ -334,7 +340,7 @@ int RunValidate(const CliOptions& o, const Setup& s, std::ostream& out, std::ost
   if (o.json) {
     json j = ValidateJson(*r);
     j["source"] = s.source_desc;
-    out << j.dump(2) << "\n";
+    out << DumpJson(j) << "\n";
   } else {
     PrintValidate(*r, out);
   }
@@ -364,7 +370,7 @@ int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std
   Status st = Resolve(o, argv0, &s, err);
   if (!st.ok()) {
     err << "kvtier-sim: " << st.message() << "\n";
-    return 1;
+    return 2;  // bad input (a trace, a model, a value): as a usage error
   }
   if (o.validate) return RunValidate(o, s, out, err);
   if (!o.write_trace.empty()) {
@@ -578,7 +584,7 @@ int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std
              "~0.17, global ~0.38 (2.22x), prefill GPU time 0.76x\n";
     }
   }
-  if (o.json) out << doc.dump(2) << "\n";
+  if (o.json) out << DumpJson(doc) << "\n";
   return 0;
 }
 

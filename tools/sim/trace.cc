@@ -56,6 +56,23 @@ bool AsUint(const nlohmann::json& v, uint64_t* out) {
   return false;
 }
 
+// Bytes outside printable ASCII as \xNN: a message quotes the line, which may hold anything (a
+// byte that is not UTF-8 would make the JSON report throw, and garble a terminal).
+std::string Printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Status ParseMooncakeLine(std::string_view line, const LoadOptions& o, uint64_t* ts, uint64_t* in,
@@ -98,7 +115,8 @@ Status ParseMooncakeLine(std::string_view line, const LoadOptions& o, uint64_t* 
     ids->push_back(id);
   }
   if (o.check_block_count) {
-    const uint64_t want = (*in + o.block_tokens - 1) / o.block_tokens;
+    // Rounded up without overflow: input_length may be any 64-bit value.
+    const uint64_t want = *in / o.block_tokens + (*in % o.block_tokens != 0 ? 1 : 0);
     if (ids->size() != want) {
       return Status::InvalidArgument(
           "hash_ids has " + std::to_string(ids->size()) + " entries but input_length " +
@@ -133,7 +151,7 @@ StatusOr<Trace> ParseMooncakeJsonl(std::string_view text, const std::string& nam
     uint64_t ts = 0, in = 0, out = 0;
     Status s = ParseMooncakeLine(line, o, &ts, &in, &out, &ids);
     if (!s.ok()) {
-      std::string msg = name + ":" + std::to_string(lineno) + ": " + s.message();
+      std::string msg = Printable(name + ":" + std::to_string(lineno) + ": " + s.message());
       if (!o.skip_bad_lines) {
         return Status::InvalidArgument(msg + " (use --skip-bad-lines to skip malformed lines)");
       }
