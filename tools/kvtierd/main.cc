@@ -1,9 +1,9 @@
 // kvtierd: serves a node's kvtier store to other nodes over TCP (see docs/PROTOCOL.md).
 //
-//   kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE] [--host-bytes SIZE]
-//           [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
+//   kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE] [--tenants FILE]
+//           [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
 //           [--frame-timeout-ms N] [--threads N] [--port-file FILE]
-//   kvtierd --metrics HOST:PORT [--auth-secret-file FILE]     print a node's metrics and exit
+//   kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]     print a node's metrics and exit
 //   kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]
 //
 // SIGTERM or SIGINT: stop accepting, close connections, flush the store, exit 0.
@@ -26,10 +26,11 @@ int Usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "kvtierd: %s\n", why.c_str());
   std::fprintf(stderr,
                "usage: kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE]\n"
+               "               [--tenants FILE] (per-tenant credentials, JSON: src/credentials.h)\n"
                "               [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE]\n"
                "               [--max-connections N] [--idle-timeout-ms N] [--frame-timeout-ms N]\n"
                "               [--threads N] [--port-file FILE]\n"
-               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE]\n"
+               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]\n"
                "       kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]\n");
   return 2;
 }
@@ -54,6 +55,7 @@ int Fail(const kvt::Status& s) {
 
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7420", dir, secret_file, metrics, config, port_file;
+  std::string tenants_file, auth_id;
   std::string host_bytes, nvme_bytes, bench_bytes = "256MiB", block_bytes = "4MiB";
   bool bench = false;
   kvt::ServerOptions so;
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
     if (a == "--listen") ok = value(&listen);
     else if (a == "--dir") ok = value(&dir);
     else if (a == "--auth-secret-file") ok = value(&secret_file);
+    else if (a == "--tenants") ok = value(&tenants_file);
+    else if (a == "--auth-id") ok = value(&auth_id);
     else if (a == "--host-bytes") ok = value(&host_bytes);
     else if (a == "--nvme-bytes") ok = value(&nvme_bytes);
     else if (a == "--config") ok = value(&config);
@@ -124,6 +128,7 @@ int main(int argc, char** argv) {
     kvt::RemoteOptions ro;
     ro.endpoints = {metrics};
     ro.secret = secret;
+    ro.credential = auth_id;
     auto r = kvt::RemoteTier::Create(ro);
     if (!r.ok()) return Fail(r.status());
     std::string text;
@@ -150,10 +155,16 @@ int main(int argc, char** argv) {
   if (!store.ok()) return Fail(store.status());
   so.listen = listen;
   so.auth_secret = secret;
+  if (!tenants_file.empty()) {
+    auto c = kvt::CredentialSet::Load(tenants_file);
+    if (!c.ok()) return Fail(c.status());
+    so.credentials = *c;
+  }
   auto server = kvt::Server::Start(store->get(), so);
   if (!server.ok()) return Fail(server.status());
   std::fprintf(stderr, "kvtierd: serving %s on port %u%s\n", dir.c_str(), (*server)->port(),
-               secret.empty() ? " (no authentication: loopback only)" : " (authenticated)");
+               !secret.empty() || so.credentials ? " (authenticated)"
+                                                 : " (no authentication: loopback only)");
   if (!port_file.empty()) {
     std::ofstream pf(port_file + ".tmp");
     pf << (*server)->port() << "\n";
