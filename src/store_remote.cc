@@ -15,6 +15,7 @@ Status Store::OpenRemote() {
   ro.endpoints = opts_.remote;
   ro.secret = opts_.auth_secret;
   ro.credential = opts_.auth_id;
+  ro.tls = {opts_.tls_cert, opts_.tls_key, opts_.tls_ca};
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   // A wrong secret is a configuration error worth failing open for; a node that is down is not
   // (it may come up later, and its blocks are misses meanwhile).

@@ -3,7 +3,10 @@
 #include <cstring>
 #include <functional>
 
+#include <openssl/ssl.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include "io/wire_auth.h"
 
@@ -16,6 +19,19 @@ using boost::system::error_code;
 struct RemoteConn::Impl {
   asio::io_context ctx;
   tcp::socket sock{ctx};
+  std::optional<asio::ssl::context> tls_ctx;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls;  // over sock, when TLS is on
+
+  template <typename Bufs, typename Handler>
+  void AsyncWrite(const Bufs& b, Handler h) {
+    if (tls) asio::async_write(*tls, b, h);
+    else asio::async_write(sock, b, h);
+  }
+  template <typename Bufs, typename Cond, typename Handler>
+  void AsyncRead(const Bufs& b, Cond c, Handler h) {
+    if (tls) asio::async_read(*tls, b, c, h);
+    else asio::async_read(sock, b, c, h);
+  }
 
   // Starts an async operation and runs the context until it completes or `timeout` passes; a
   // timed-out operation is cancelled by closing the socket.
@@ -42,6 +58,8 @@ struct RemoteConn::Impl {
     if (done != nullptr) *done = n;
     return result;
   }
+
+  Status StartTls(const std::string& host, const TlsOptions& o, std::chrono::milliseconds timeout);
 };
 
 namespace {
@@ -53,6 +71,31 @@ Status FromAsio(const error_code& ec, const std::string& what) {
 
 }  // namespace
 
+Status RemoteConn::Impl::StartTls(const std::string& host, const TlsOptions& o,
+                                  std::chrono::milliseconds timeout) {
+  error_code ec;
+  tls_ctx.emplace(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(tls_ctx->native_handle(), TLS1_3_VERSION);
+  tls_ctx->load_verify_file(o.ca, ec);
+  if (ec) return Status::InvalidArgument("tls_ca " + o.ca + ": " + ec.message());
+  if (!o.cert.empty()) {
+    tls_ctx->use_certificate_chain_file(o.cert, ec);
+    if (ec) return Status::InvalidArgument("tls_cert " + o.cert + ": " + ec.message());
+    tls_ctx->use_private_key_file(o.key.empty() ? o.cert : o.key, asio::ssl::context::pem, ec);
+    if (ec) return Status::InvalidArgument("tls_key " + o.key + ": " + ec.message());
+  }
+  tls_ctx->set_verify_mode(asio::ssl::verify_peer);
+  tls.emplace(sock, *tls_ctx);
+  tls->set_verify_callback(asio::ssl::host_name_verification(host));
+  SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+  ec = RunFor(timeout, [&](auto handler) {
+    tls->async_handshake(asio::ssl::stream_base::client,
+                         [handler](const error_code& e) { handler(e); });
+  });
+  if (ec) return Status::Unavailable("handshake failed: " + ec.message());
+  return Status::Ok();
+}
+
 RemoteConn::RemoteConn(std::unique_ptr<Impl> impl, std::string endpoint, RemoteTimeouts t)
     : impl_(std::move(impl)), endpoint_(std::move(endpoint)), timeouts_(t) {}
 
@@ -61,7 +104,8 @@ RemoteConn::~RemoteConn() = default;
 StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& endpoint,
                                                           const std::string& secret,
                                                           const RemoteTimeouts& t,
-                                                          const std::string& credential) {
+                                                          const std::string& credential,
+                                                          const TlsOptions& tls) {
   const size_t colon = endpoint.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("remote endpoint '" + endpoint + "' is not host:port");
@@ -85,6 +129,9 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
   });
   if (ec) return FromAsio(ec, "connect to " + endpoint);
   impl->sock.set_option(tcp::no_delay(true), ec);
+  if (tls.enabled()) {
+    KVT_RETURN_IF_ERROR(impl->StartTls(host, tls, t.connect).WithContext("TLS to " + endpoint));
+  }
   std::unique_ptr<RemoteConn> c(new RemoteConn(std::move(impl), endpoint, t));
   KVT_RETURN_IF_ERROR(c->Handshake(secret, credential).WithContext("kvtierd " + endpoint));
   return c;
@@ -199,7 +246,7 @@ Status RemoteConn::Write(std::span<const std::span<const uint8_t>> bufs) {
   }
   size_t done = 0;
   error_code ec = impl_->RunFor(
-      timeouts_.io, [&](auto handler) { asio::async_write(impl_->sock, seq, handler); }, &done);
+      timeouts_.io, [&](auto handler) { impl_->AsyncWrite(seq, handler); }, &done);
   bytes_out_ += done;
   if (ec || done != total) {
     broken_ = true;
@@ -248,7 +295,9 @@ Status RemoteConn::ReadRaw(void* dst, size_t n) {
     // Payloads go straight to their destination (the host slot), never through the buffer.
     ec = impl_->RunFor(
         timeouts_.io,
-        [&](auto handler) { asio::async_read(impl_->sock, asio::buffer(out, n), handler); },
+        [&](auto handler) {
+          impl_->AsyncRead(asio::buffer(out, n), asio::transfer_all(), handler);
+        },
         &done);
   } else {
     // Small reads (frame headers, block heads) read ahead: one read usually brings a header and
@@ -257,7 +306,7 @@ Status RemoteConn::ReadRaw(void* dst, size_t n) {
     ec = impl_->RunFor(
         timeouts_.io,
         [&](auto handler) {
-          asio::async_read(impl_->sock, asio::buffer(rbuf_), asio::transfer_at_least(n), handler);
+          impl_->AsyncRead(asio::buffer(rbuf_), asio::transfer_at_least(n), handler);
         },
         &done);
     if (done >= n) {

@@ -25,6 +25,14 @@
 
 namespace kvt {
 
+// TLS 1.3 with certificates (OpenSSL through Boost.Asio's ssl::stream). Enabled when `ca` is set:
+// the node's certificate must chain to it and name the host (IP or DNS SAN); cert/key are this
+// client's own certificate for mutual TLS.
+struct TlsOptions {
+  std::string cert, key, ca;
+  bool enabled() const { return !ca.empty(); }
+};
+
 struct RemoteTimeouts {
   std::chrono::milliseconds connect{1000};
   std::chrono::milliseconds io{5000};  // per read or write call
@@ -40,7 +48,8 @@ class RemoteConn {
   static StatusOr<std::unique_ptr<RemoteConn>> Connect(const std::string& endpoint,
                                                        const std::string& secret,
                                                        const RemoteTimeouts& t,
-                                                       const std::string& credential = "");
+                                                       const std::string& credential = "",
+                                                       const TlsOptions& tls = {});
   ~RemoteConn();
   RemoteConn(const RemoteConn&) = delete;
   RemoteConn& operator=(const RemoteConn&) = delete;

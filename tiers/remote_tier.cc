@@ -138,7 +138,8 @@ Status RemoteTier::WithConn(size_t node, const std::function<Status(RemoteConn*)
     const bool pooled = c != nullptr;
     if (!pooled) {
       Add(counters_.connects);
-      auto r = RemoteConn::Connect(n.endpoint, opts_.secret, opts_.timeouts, opts_.credential);
+      auto r = RemoteConn::Connect(n.endpoint, opts_.secret, opts_.timeouts, opts_.credential,
+                                   opts_.tls);
       if (!r.ok()) {
         Add(counters_.connect_failures);
         Count(r.status());

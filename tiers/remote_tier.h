@@ -40,6 +40,7 @@ struct RemoteOptions {
   std::vector<std::string> endpoints;  // host:port
   std::string secret;                  // empty: no authentication
   std::string credential;              // the id of a per-tenant credential; empty: shared secret
+  TlsOptions tls;
   RemoteTimeouts timeouts;
   size_t max_idle_per_node = 4;
   std::chrono::milliseconds down_backoff{500};

@@ -323,6 +323,8 @@ TEST(RemoteLoopback, NonLoopbackBindNeedsASecret) {
   EXPECT_EQ(s.status().code(), Code::kInvalidArgument);
   EXPECT_NE(s.status().message().find("non-loopback"), std::string::npos);
   so.auth_secret = "x";
+  EXPECT_FALSE(Server::Start(store.get(), so).ok());  // off loopback: TLS, or say plaintext
+  so.insecure_plaintext = true;
   auto ok = Server::Start(store.get(), so);
   EXPECT_TRUE(ok.ok()) << ok.status().ToString();
   so.listen = "not-an-ip:1";

@@ -4,7 +4,10 @@
 #include <thread>
 #include <unordered_set>
 
+#include <openssl/ssl.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include "base/counter.h"
 #include "base/log.h"
@@ -29,6 +32,7 @@ struct Server::Impl {
   std::optional<tcp::acceptor> acceptor;  // on ctxs[0]
   size_t next = 0;                        // the context of the next connection
   std::vector<std::thread> threads;
+  std::optional<asio::ssl::context> tls;  // set when TLS is on
   std::mutex mu;
   std::unordered_set<std::shared_ptr<Connection>> conns;  // GUARDED_BY(mu)
   bool stopping = false;                                  // GUARDED_BY(mu)
@@ -42,12 +46,24 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
         sock_(std::move(sock)),
         timer_(sock_.get_executor()),
         session_(srv->store_, srv->session_cfg_, &srv->sessions_),
-        buf_(256u << 10) {}
+        buf_(256u << 10) {
+    if (srv->impl_->tls) tls_.emplace(sock_, *srv->impl_->tls);
+  }
 
   void Start() {
     last_progress_ = Clock::now();
-    DoRead();
     ArmTimer();
+    if (!tls_) return DoRead();
+    // The handshake deadline covers the TLS handshake too (the connection is not authed_ yet).
+    tls_->async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](const error_code& ec) {
+                            if (ec) {
+                              Add(self->srv_->counters_.tls_handshake_failures);
+                              return self->CloseNow();
+                            }
+                            self->tls_up_ = true;
+                            self->DoRead();
+                          });
   }
 
   tcp::socket::executor_type executor() { return sock_.get_executor(); }
@@ -68,10 +84,9 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void DoRead() {
-    if (reading_ || closed_ || !session_.WantsInput()) return;
+    if (reading_ || closed_ || (tls_ && !tls_up_) || !session_.WantsInput()) return;
     reading_ = true;
-    sock_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](const error_code& ec,
-                                                                          size_t n) {
+    auto on_read = [self = shared_from_this()](const error_code& ec, size_t n) {
       self->reading_ = false;
       if (ec) return self->CloseNow();
       const bool was_mid = self->session_.mid_frame();
@@ -85,7 +100,9 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       }
       self->DoWrite();
       self->DoRead();
-    });
+    };
+    if (tls_) tls_->async_read_some(asio::buffer(buf_), on_read);
+    else sock_.async_read_some(asio::buffer(buf_), on_read);
   }
 
   void DoWrite() {
@@ -97,14 +114,16 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     writing_ = true;
     std::vector<asio::const_buffer> seq;
     for (auto s : session_.Output()) seq.emplace_back(s.data(), s.size());
-    asio::async_write(sock_, seq, [self = shared_from_this()](const error_code& ec, size_t n) {
+    auto on_write = [self = shared_from_this()](const error_code& ec, size_t n) {
       self->writing_ = false;
       if (ec) return self->CloseNow();
       self->last_progress_ = self->last_write_ = Clock::now();
       self->session_.Advance(n);
       self->DoWrite();
       self->DoRead();  // output drained below the limits: read again
-    });
+    };
+    if (tls_) asio::async_write(*tls_, seq, on_write);
+    else asio::async_write(sock_, seq, on_write);
   }
 
   // Moves the connection from the handshake count to the authenticated one; false (closed) when
@@ -175,6 +194,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   Server* srv_;
   tcp::socket sock_;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
+  bool tls_up_ = false;
   asio::steady_timer timer_;
   ServerSession session_;
   std::vector<uint8_t> buf_;
@@ -224,13 +245,38 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOption
   if (ec) {
     return Status::InvalidArgument("listen address '" + host + "' is not an IP address");
   }
-  if (!addr.is_loopback() && o.auth_secret.empty() && !o.credentials) {
+  const bool tls = !o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_ca.empty();
+  if (!addr.is_loopback() && !tls && !o.insecure_plaintext) {
+    return Status::InvalidArgument("refusing to listen on non-loopback " + host +
+                                   " without TLS (--tls-cert/--tls-key/--tls-ca); "
+                                   "--insecure-plaintext to run without");
+  }
+  if (!addr.is_loopback() && o.auth_secret.empty() && !o.credentials && !tls) {
     return Status::InvalidArgument("refusing to listen on non-loopback " + host +
                                    " without an auth secret (--auth-secret-file) or tenant "
                                    "credentials (--tenants)");
   }
+  if (!addr.is_loopback() && !tls) {
+    KVT_LOG(kWarn, "kvtierd: listening on " + o.listen +
+                       " in PLAINTEXT (--insecure-plaintext): frames are authenticated, not "
+                       "encrypted");
+  }
   std::unique_ptr<Server> s(new Server(store, o));
   Impl& im = *s->impl_;
+  if (tls) {
+    if (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()) {
+      return Status::InvalidArgument("TLS needs all of --tls-cert, --tls-key and --tls-ca");
+    }
+    im.tls.emplace(asio::ssl::context::tls_server);
+    asio::ssl::context& c = *im.tls;
+    SSL_CTX_set_min_proto_version(c.native_handle(), TLS1_3_VERSION);
+    c.use_certificate_chain_file(o.tls_cert, ec);
+    if (!ec) c.use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
+    if (!ec) c.load_verify_file(o.tls_ca, ec);
+    if (ec) return Status::InvalidArgument("TLS certificate files: " + ec.message());
+    // Mutual: a client without a certificate that chains to the CA is refused in the handshake.
+    c.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
   for (int i = 0; i < std::max(1, o.threads); ++i) {
     im.ctxs.push_back(std::make_unique<asio::io_context>(1));
     im.work.emplace_back(im.ctxs.back()->get_executor());
@@ -345,6 +391,7 @@ std::string Server::Metrics() const {
   line("connections_unauthenticated", counters_.unauth_active);
   line("connections_unauthenticated_evicted", counters_.unauth_evicted);
   line("handshake_timeouts", counters_.handshake_timeouts);
+  line("tls_handshake_failures", counters_.tls_handshake_failures);
   line("requests_busy_buffer_budget", sessions_.busy_budget);
   line("requests_namespace_limit", sessions_.namespace_limit);
   line("buffered_request_bytes", buffered_);

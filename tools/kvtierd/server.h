@@ -29,6 +29,11 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one (see port())
   std::string auth_secret;              // this or credentials: required off loopback
   std::shared_ptr<const CredentialSet> credentials;  // per-tenant credentials (--tenants)
+  // TLS 1.3 with mutual certificates (all three set: on): clients must present a certificate
+  // that chains to tls_ca. Off loopback without TLS the server refuses to start unless
+  // insecure_plaintext is set (and then logs that it is plaintext).
+  std::string tls_cert, tls_key, tls_ca;
+  bool insecure_plaintext = false;
   size_t max_connections = 256;          // authenticated (or, without auth, past HELLO)
   size_t max_unauth_connections = 64;    // still in the handshake; a new one closes the oldest
   std::chrono::milliseconds handshake_timeout{3000};
@@ -45,6 +50,7 @@ struct ServerOptions {
 struct ServerCounters {
   std::atomic<uint64_t> accepted{0}, rejected_limit{0}, active{0};
   std::atomic<uint64_t> unauth_active{0}, unauth_evicted{0}, handshake_timeouts{0};
+  std::atomic<uint64_t> tls_handshake_failures{0};
   std::atomic<uint64_t> idle_timeouts{0}, frame_timeouts{0}, closed{0};
 };
 
