@@ -182,12 +182,19 @@ Status DecodeHelloResponse(std::span<const uint8_t> body, HelloResponse* out) {
 }
 
 std::vector<uint8_t> EncodeAuth(const AuthMessage& m) {
-  return std::vector<uint8_t>(m.mac.begin(), m.mac.end());
+  std::vector<uint8_t> b(m.mac.begin(), m.mac.end());
+  b.insert(b.end(), m.credential.begin(), m.credential.end());
+  return b;
 }
 
 Status DecodeAuth(std::span<const uint8_t> body, AuthMessage* out) {
-  if (body.size() != kMacBytes) return Bad("auth body is not " + std::to_string(kMacBytes));
+  if (body.size() < kMacBytes || body.size() > kMacBytes + kMaxCredentialId) {
+    return Bad("auth body is not " + std::to_string(kMacBytes) + " bytes plus at most " +
+               std::to_string(kMaxCredentialId) + " of credential id");
+  }
   std::memcpy(out->mac.data(), body.data(), kMacBytes);
+  out->credential.assign(reinterpret_cast<const char*>(body.data()) + kMacBytes,
+                         body.size() - kMacBytes);
   return Status::Ok();
 }
 

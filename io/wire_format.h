@@ -26,10 +26,14 @@
 namespace kvt::wire {
 
 constexpr uint32_t kMagic = 0x5754564Bu;  // bytes "KVTW"
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;  // 2: frames after AUTH carry a MAC trailer
 constexpr size_t kHeaderBytes = 24;
 constexpr size_t kNonceBytes = 32;
 constexpr size_t kMacBytes = 32;  // HMAC-SHA256
+// After an authenticated handshake every frame, both ways, is followed by this many bytes of
+// HMAC-SHA256 (truncated) over its sequence number, header and body; not counted in body_len.
+constexpr size_t kTagBytes = 16;
+constexpr size_t kMaxCredentialId = 128;  // bytes of a credential id in AUTH
 constexpr size_t kMetaBytes = 64;
 constexpr size_t kLookupEntryBytes = 4 + kMetaBytes;  // present u8, 3 reserved, meta
 constexpr size_t kGetBlockHeadBytes = 8 + kMetaBytes;  // index u32, present u8, 3 reserved, meta
@@ -109,6 +113,9 @@ struct HelloResponse {
 };
 struct AuthMessage {  // request: the client's proof; response: the server's proof
   std::array<uint8_t, kMacBytes> mac{};
+  // Request only: which credential (kvtierd --tenants) the proof is made with; empty: the node's
+  // shared secret.
+  std::string credential;
 };
 // lookup, get and drop namespace: a namespace encoding and keys (none for drop).
 struct KeysRequest {

@@ -63,7 +63,7 @@ std::string_view Trim(std::string_view s) {
 
 std::vector<std::string_view> Options::Names() {
   return {"dir",         "host_bytes",   "hbm_bytes", "nvme_bytes",      "host_policy",
-          "write_policy", "hash_secret", "remote",    "auth_secret",     "remote_write", "io_depth",
+          "write_policy", "hash_secret", "remote",    "auth_secret", "auth_id", "tls_cert", "tls_key", "tls_ca", "remote_write", "io_depth",
           "host_slab_bytes", "host_mlock", "verify_host_reads", "nvme_segment_bytes",
           "nvme_codec",  "nvme_admission", "nvme_reinsertion", "event_queue"};
 }
@@ -131,6 +131,15 @@ Status Options::Set(std::string_view name, std::string_view value) {
   }
   if (name == "auth_secret") {
     auth_secret = v;
+    return Status::Ok();
+  }
+  if (name == "tls_cert" || name == "tls_key" || name == "tls_ca") {
+    (name == "tls_cert" ? tls_cert : name == "tls_key" ? tls_key : tls_ca) = v;
+    return Status::Ok();
+  }
+  if (name == "auth_id") {
+    if (v.size() > 128) return bad(Status::InvalidArgument("at most 128 bytes"));
+    auth_id = v;
     return Status::Ok();
   }
   if (name == "remote_write") {

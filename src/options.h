@@ -25,6 +25,8 @@ struct Options {
   std::string hash_secret;  // raw bytes decoded from hex
   std::vector<std::string> remote;
   std::string auth_secret;
+  std::string tls_cert, tls_key, tls_ca;  // TLS to kvtierd nodes (tls_ca set: on)
+  std::string auth_id;  // a kvtierd --tenants credential id whose secret auth_secret is; "": shared
   std::string remote_write = "write_through";  // write_through | off; used when remote is set
   uint32_t io_depth = 64;
   uint64_t host_slab_bytes = 16ull << 20;

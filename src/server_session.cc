@@ -14,16 +14,58 @@ uint8_t Resp(wire::Op op) { return static_cast<uint8_t>(op) | wire::kResponseBit
 
 constexpr size_t kMaxCachedNamespaces = 64;
 constexpr uint32_t kMaxHandshakeBody = 256;
+// Bodies below this are not counted against the shared buffer budget: control traffic always
+// flows, and a connection's small frames are bounded by its own read buffer anyway.
+constexpr uint32_t kBudgetedBody = 64u << 10;
 
 }  // namespace
 
 ServerSession::ServerSession(Store* store, const SessionConfig& cfg, SessionCounters* counters)
-    : store_(store), cfg_(cfg), counters_(counters) {}
+    : store_(store), cfg_(cfg), counters_(counters) {
+  // Without any authentication configured (loopback only), the peer has every right.
+  if (cfg_.auth_secret.empty() && !cfg_.credentials) cred_ = Credential::Everything("");
+}
 
 ServerSession::~ServerSession() {
   for (OutItem& o : out_) {
     if (o.pin) store_->UnpinLocal(*o.pin);
   }
+  ReleaseBudget();
+}
+
+void ServerSession::ReleaseBudget() {
+  if (reserved_ > 0) cfg_.buffered->fetch_sub(reserved_, std::memory_order_relaxed);
+  reserved_ = 0;
+}
+
+bool ServerSession::Discard() {
+  Skip& k = *skip_;
+  const size_t avail = in_.size() - in_off_;
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(avail, k.left));
+  if (mac_in_.active()) mac_in_.Update({in_.data() + in_off_, n});
+  in_off_ += n;
+  k.left -= n;
+  if (k.left > 0) return false;
+  if (mac_in_.active()) {
+    if (in_.size() - in_off_ < wire::kTagBytes) return false;
+    const bool good = mac_in_.Verify(in_.data() + in_off_);
+    in_off_ += wire::kTagBytes;
+    if (!good) {
+      Add(counters_->frame_mac_failures);
+      Fail(wire::kProtocolError, k.h.request_id,
+           Status::Corruption("frame authentication failed (altered, injected, replayed or "
+                              "reordered frame)"));
+      skip_.reset();
+      return false;
+    }
+  }
+  Add(counters_->frames_in);
+  ++frames_handled_;
+  Add(counters_->busy_budget);
+  SendError(k.h.opcode | wire::kResponseBit, k.h.request_id,
+            Status::Busy("the node's request buffer budget is spent; retry later"));
+  skip_.reset();
+  return true;
 }
 
 void ServerSession::Consume(std::span<const uint8_t> data) {
@@ -40,6 +82,7 @@ bool ServerSession::WantsInput() const {
 
 void ServerSession::Pump() {
   while (!closing_) {
+    if (skip_ && !Discard()) break;
     if (get_) {
       ContinueGet();
       if (get_) break;  // resumes when output drains (Advance)
@@ -59,13 +102,41 @@ void ServerSession::Pump() {
     if (consumed == 0 && in_.size() - in_off_ < wire::kHeaderBytes) break;
     // Judged from the header alone, before its body is waited for (and buffered).
     if (!CheckHeader(h)) break;
-    if (consumed == 0) {
-      need_ = wire::kHeaderBytes + h.body_len;  // wait for the whole frame
+    const size_t tag = mac_in_.active() ? wire::kTagBytes : 0;
+    if (need_ == 0 && cfg_.buffered != nullptr && cfg_.max_buffered > 0 &&
+        h.body_len >= kBudgetedBody) {
+      // A large body: reserve its bytes in the shared budget before buffering them, or refuse it.
+      const uint64_t now = cfg_.buffered->fetch_add(h.body_len, std::memory_order_relaxed);
+      if (now + h.body_len > cfg_.max_buffered) {
+        cfg_.buffered->fetch_sub(h.body_len, std::memory_order_relaxed);
+        if (mac_in_.active()) {
+          mac_in_.Begin(in_.data() + in_off_);
+        }
+        in_off_ += wire::kHeaderBytes;
+        skip_ = Skip{h, h.body_len};
+        continue;
+      }
+      reserved_ = h.body_len;
+    }
+    if (consumed == 0 || in_.size() - in_off_ < consumed + tag) {
+      need_ = wire::kHeaderBytes + h.body_len + tag;  // wait for the whole frame
       break;
     }
     need_ = 0;
+    if (tag > 0) {
+      mac_in_.Begin(in_.data() + in_off_);
+      mac_in_.Update(body);
+      if (!mac_in_.Verify(in_.data() + in_off_ + consumed)) {
+        Add(counters_->frame_mac_failures);
+        Fail(wire::kProtocolError, h.request_id,
+             Status::Corruption("frame authentication failed (altered, injected, replayed "
+                                "or reordered frame)"));
+        break;
+      }
+    }
     Handle(h, body);  // body points into in_, which Handle does not modify
-    in_off_ += consumed;
+    in_off_ += consumed + tag;
+    ReleaseBudget();
   }
   if (in_off_ == in_.size()) {
     in_.clear();
@@ -86,6 +157,7 @@ bool ServerSession::CheckHeader(const wire::FrameHeader& h) {
   }
   const auto op = static_cast<wire::Op>(h.opcode);
   if (state_ == State::kExpectHello && op != wire::Op::kHello) {
+    Add(counters_->protocol_errors);
     Fail(h.opcode | wire::kResponseBit, h.request_id,
          Status::PermissionDenied("HELLO must be the first request"));
     return false;
@@ -133,6 +205,7 @@ void ServerSession::Handle(const wire::FrameHeader& h, std::span<const uint8_t> 
     case wire::Op::kDropNamespace: s = HandleDrop(h, body); break;
     case wire::Op::kStats: {
       Add(counters_->stats);
+      if (s = Require(cred_.admin, "STATS needs the admin right"); !s.ok()) break;
       std::string text = cfg_.metrics ? cfg_.metrics() : StatsToPrometheus(store_->StatsJson());
       if (text.size() > cfg_.limits.max_body) text.resize(cfg_.limits.max_body);
       Send(Resp(op), h.request_id,
@@ -158,7 +231,7 @@ void ServerSession::HandleHello(const wire::FrameHeader& h, std::span<const uint
   }
   wire::HelloResponse resp;
   resp.server_nonce = server_nonce_;
-  resp.auth_required = !cfg_.auth_secret.empty();
+  resp.auth_required = !cfg_.auth_secret.empty() || cfg_.credentials != nullptr;
   resp.max_body = cfg_.limits.max_body;
   resp.max_keys = cfg_.limits.max_keys;
   state_ = resp.auth_required ? State::kExpectAuth : State::kReady;
@@ -169,33 +242,70 @@ void ServerSession::HandleAuth(const wire::FrameHeader& h, std::span<const uint8
   wire::AuthMessage req;
   Status s = wire::DecodeAuth(body, &req);
   if (!s.ok()) return Fail(Resp(wire::Op::kAuth), h.request_id, s);
-  const auto want =
-      wire::AuthMac(cfg_.auth_secret, wire::AuthRole::kClient, server_nonce_, client_nonce_);
-  if (!wire::MacEqual(want, req.mac)) {
+  // The credential named (none: the shared secret). An unknown id and a wrong secret get the
+  // same answer, so ids cannot be probed.
+  Credential cred;
+  if (req.credential.empty()) {
+    if (!cfg_.auth_secret.empty()) cred = Credential::Everything(cfg_.auth_secret);
+  } else if (cfg_.credentials) {
+    if (const Credential* c = cfg_.credentials->Find(req.credential)) cred = *c;
+  }
+  if (cred.secret.empty() ||
+      !wire::MacEqual(req.mac, wire::AuthMac(cred.secret, wire::AuthRole::kClient, server_nonce_,
+                                             client_nonce_))) {
     Add(counters_->auth_failures);
     return Fail(Resp(wire::Op::kAuth), h.request_id,
-                Status::PermissionDenied("authentication failed: wrong shared secret"));
+                Status::PermissionDenied("authentication failed: unknown credential or wrong "
+                                         "secret"));
   }
   Add(counters_->auth_ok);
   state_ = State::kReady;
+  cred_ = std::move(cred);
   wire::AuthMessage proof;
-  proof.mac =
-      wire::AuthMac(cfg_.auth_secret, wire::AuthRole::kServer, server_nonce_, client_nonce_);
+  proof.mac = wire::AuthMac(cred_.secret, wire::AuthRole::kServer, server_nonce_, client_nonce_);
   Send(Resp(wire::Op::kAuth), h.request_id, wire::EncodeAuth(proof));
+  // Every frame after this one, both ways, carries a tag under the session's keys.
+  const wire::SessionKeys keys =
+      wire::DeriveSessionKeys(cred_.secret, server_nonce_, client_nonce_);
+  mac_in_ = wire::FrameMac(keys.client_to_server);
+  mac_out_ = wire::FrameMac(keys.server_to_client);
+}
+
+Status ServerSession::Require(bool right, const char* what) {
+  if (right) return Status::Ok();
+  Add(counters_->denied);
+  return Status::PermissionDenied(std::string(what) + " (credential '" + cred_.id + "')");
 }
 
 StatusOr<uint64_t> ServerSession::NamespaceOf(std::string_view encoding) {
   std::string key(encoding);
   auto it = ns_cache_.find(key);
-  if (it != ns_cache_.end()) return it->second;
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, store_->OpenEncodedNamespace(encoding));
-  if (ns_cache_.size() >= kMaxCachedNamespaces) ns_cache_.clear();
+  if (it != ns_cache_.end()) return it->second;  // its tenant was checked when cached
+  KVT_ASSIGN_OR_RETURN(NamespaceDesc desc, DecodeNamespace(encoding));
+  if (!cred_.AllowsTenant(desc.tenant_salt)) {
+    Add(counters_->denied);
+    return Status::PermissionDenied("credential '" + cred_.id + "' may not use tenant '" +
+                                    desc.tenant_salt + "'");
+  }
+  if (cfg_.max_namespaces_per_connection > 0 &&
+      ns_cache_.size() >= cfg_.max_namespaces_per_connection) {
+    Add(counters_->namespace_limit);
+    return Status::Busy("more than " + std::to_string(cfg_.max_namespaces_per_connection) +
+                        " namespaces on one connection");
+  }
+  auto opened = store_->OpenEncodedNamespace(encoding, cfg_.max_namespaces);
+  if (opened.status().code() == Code::kBusy) Add(counters_->namespace_limit);
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, std::move(opened));
+  if (cfg_.max_namespaces_per_connection == 0 && ns_cache_.size() >= kMaxCachedNamespaces) {
+    ns_cache_.clear();
+  }
   ns_cache_.emplace(std::move(key), info->id);
   return info->id;
 }
 
 Status ServerSession::HandleLookup(const wire::FrameHeader& h, std::span<const uint8_t> body) {
   Add(counters_->lookups);
+  KVT_RETURN_IF_ERROR(Require(cred_.read, "LOOKUP needs the read right"));
   wire::KeysRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodeKeysRequest(body, cfg_.limits, /*allow_keys=*/true, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
@@ -213,6 +323,7 @@ Status ServerSession::HandleLookup(const wire::FrameHeader& h, std::span<const u
 
 Status ServerSession::HandleGet(const wire::FrameHeader& h, std::span<const uint8_t> body) {
   Add(counters_->gets);
+  KVT_RETURN_IF_ERROR(Require(cred_.read, "GET needs the read right"));
   wire::KeysRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodeKeysRequest(body, cfg_.limits, /*allow_keys=*/true, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
@@ -246,6 +357,13 @@ void ServerSession::ContinueGet() {
     item.bytes.resize(wire::kHeaderBytes + wire::kGetBlockHeadBytes);
     wire::EncodeHeader(fh, item.bytes.data());
     wire::EncodeGetBlockHead(head, item.bytes.data() + wire::kHeaderBytes);
+    if (mac_out_.active()) {  // over the pinned payload in place: no copy
+      mac_out_.Begin(item.bytes.data());
+      mac_out_.Update(std::span<const uint8_t>(item.bytes).subspan(wire::kHeaderBytes));
+      mac_out_.Update({item.ext, item.ext_len});
+      item.tag = mac_out_.Finish();
+      item.tag_len = wire::kTagBytes;
+    }
     Push(std::move(item));
   }
   if (g.next == g.keys.size()) get_.reset();
@@ -253,6 +371,7 @@ void ServerSession::ContinueGet() {
 
 Status ServerSession::HandlePut(const wire::FrameHeader& h, std::span<const uint8_t> body) {
   Add(counters_->puts);
+  KVT_RETURN_IF_ERROR(Require(cred_.write, "PUT needs the write right"));
   wire::PutRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodePut(body, cfg_.limits, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
@@ -264,6 +383,7 @@ Status ServerSession::HandlePut(const wire::FrameHeader& h, std::span<const uint
 
 Status ServerSession::HandleDrop(const wire::FrameHeader& h, std::span<const uint8_t> body) {
   Add(counters_->drops);
+  KVT_RETURN_IF_ERROR(Require(cred_.drop, "DROP_NAMESPACE needs the drop (or admin) right"));
   wire::KeysRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodeKeysRequest(body, cfg_.limits, /*allow_keys=*/false, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
@@ -277,6 +397,15 @@ void ServerSession::Send(uint8_t opcode, uint64_t id, std::span<const uint8_t> b
   OutItem item;
   wire::AppendFrame({opcode, 0, flags, id, 0}, body, &item.bytes);
   Push(std::move(item));
+}
+
+void ServerSession::Push(OutItem item) {
+  if (mac_out_.active() && item.tag_len == 0) {
+    item.tag = mac_out_.Tag(item.bytes);
+    item.tag_len = wire::kTagBytes;
+  }
+  out_bytes_ += item.size();
+  out_.push_back(std::move(item));
 }
 
 void ServerSession::SendError(uint8_t opcode, uint64_t id, const Status& s) {
@@ -294,21 +423,21 @@ void ServerSession::Fail(uint8_t opcode, uint64_t id, const Status& s) {
   get_.reset();
 }
 
-void ServerSession::Push(OutItem item) {
-  out_bytes_ += item.size();
-  out_.push_back(std::move(item));
-}
-
 std::vector<std::span<const uint8_t>> ServerSession::Output(size_t max_bufs) const {
   std::vector<std::span<const uint8_t>> v;
   for (const OutItem& o : out_) {
-    if (v.size() + 2 > max_bufs) break;
-    if (o.sent < o.bytes.size()) {
-      v.emplace_back(o.bytes.data() + o.sent, o.bytes.size() - o.sent);
-      if (o.ext_len > 0) v.emplace_back(o.ext, o.ext_len);
-    } else {
-      const size_t off = o.sent - o.bytes.size();
-      v.emplace_back(o.ext + off, o.ext_len - off);
+    if (v.size() + 3 > max_bufs) break;
+    // Three parts: header (+ body), pinned payload, tag; `sent` may be inside any of them.
+    const std::span<const uint8_t> parts[] = {
+        o.bytes, {o.ext, o.ext_len}, {o.tag.data(), o.tag_len}};
+    size_t skip = o.sent;
+    for (const auto& p : parts) {
+      if (skip >= p.size()) {
+        skip -= p.size();
+        continue;
+      }
+      v.push_back(p.subspan(skip));
+      skip = 0;
     }
   }
   return v;

@@ -152,7 +152,9 @@ class Store {
   // The namespace of a peer's canonical encoding, opened (registered) when new. Blocks of two
   // tenants never meet: the encoding holds every field of the description (tenant salt included)
   // and is checked byte for byte against the registered one.
-  StatusOr<const NamespaceInfo*> OpenEncodedNamespace(std::string_view encoding);
+  // max_namespaces > 0: Busy instead of registering a new one when the store holds that many.
+  StatusOr<const NamespaceInfo*> OpenEncodedNamespace(std::string_view encoding,
+                                                      size_t max_namespaces = 0);
   // A block's stored meta in the local tiers (host, then NVMe), unverified: the asking peer holds
   // the parent and digest and verifies.
   bool PeekLocal(uint64_t ns, const Hash128& key, BlockMeta* meta);

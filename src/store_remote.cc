@@ -14,6 +14,8 @@ Status Store::OpenRemote() {
   RemoteOptions ro;
   ro.endpoints = opts_.remote;
   ro.secret = opts_.auth_secret;
+  ro.credential = opts_.auth_id;
+  ro.tls = {opts_.tls_cert, opts_.tls_key, opts_.tls_ca};
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   // A wrong secret is a configuration error worth failing open for; a node that is down is not
   // (it may come up later, and its blocks are misses meanwhile).
@@ -110,8 +112,16 @@ Status Store::RemotePut(const NamespaceInfo& ns, const Hash128& key) {
 
 // --- serving peers -------------------------------------------------------------------------------
 
-StatusOr<const NamespaceInfo*> Store::OpenEncodedNamespace(std::string_view encoding) {
+StatusOr<const NamespaceInfo*> Store::OpenEncodedNamespace(std::string_view encoding,
+                                                           size_t max_namespaces) {
   KVT_ASSIGN_OR_RETURN(NamespaceDesc d, DecodeNamespace(encoding));
+  if (max_namespaces > 0) {
+    std::shared_lock<std::shared_mutex> l(ns_mu_);
+    if (namespaces_.size() >= max_namespaces && !namespaces_.contains(hasher_.NamespaceId(d))) {
+      return Status::Busy("the node holds " + std::to_string(namespaces_.size()) +
+                          " namespaces, its limit");
+    }
+  }
   KVT_ASSIGN_OR_RETURN(uint64_t id, OpenNamespace(d));
   return Namespace(id);
 }

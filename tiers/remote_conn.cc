@@ -3,7 +3,10 @@
 #include <cstring>
 #include <functional>
 
+#include <openssl/ssl.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include "io/wire_auth.h"
 
@@ -16,6 +19,19 @@ using boost::system::error_code;
 struct RemoteConn::Impl {
   asio::io_context ctx;
   tcp::socket sock{ctx};
+  std::optional<asio::ssl::context> tls_ctx;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls;  // over sock, when TLS is on
+
+  template <typename Bufs, typename Handler>
+  void AsyncWrite(const Bufs& b, Handler h) {
+    if (tls) asio::async_write(*tls, b, h);
+    else asio::async_write(sock, b, h);
+  }
+  template <typename Bufs, typename Cond, typename Handler>
+  void AsyncRead(const Bufs& b, Cond c, Handler h) {
+    if (tls) asio::async_read(*tls, b, c, h);
+    else asio::async_read(sock, b, c, h);
+  }
 
   // Starts an async operation and runs the context until it completes or `timeout` passes; a
   // timed-out operation is cancelled by closing the socket.
@@ -42,6 +58,8 @@ struct RemoteConn::Impl {
     if (done != nullptr) *done = n;
     return result;
   }
+
+  Status StartTls(const std::string& host, const TlsOptions& o, std::chrono::milliseconds timeout);
 };
 
 namespace {
@@ -53,6 +71,31 @@ Status FromAsio(const error_code& ec, const std::string& what) {
 
 }  // namespace
 
+Status RemoteConn::Impl::StartTls(const std::string& host, const TlsOptions& o,
+                                  std::chrono::milliseconds timeout) {
+  error_code ec;
+  tls_ctx.emplace(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(tls_ctx->native_handle(), TLS1_3_VERSION);
+  tls_ctx->load_verify_file(o.ca, ec);
+  if (ec) return Status::InvalidArgument("tls_ca " + o.ca + ": " + ec.message());
+  if (!o.cert.empty()) {
+    tls_ctx->use_certificate_chain_file(o.cert, ec);
+    if (ec) return Status::InvalidArgument("tls_cert " + o.cert + ": " + ec.message());
+    tls_ctx->use_private_key_file(o.key.empty() ? o.cert : o.key, asio::ssl::context::pem, ec);
+    if (ec) return Status::InvalidArgument("tls_key " + o.key + ": " + ec.message());
+  }
+  tls_ctx->set_verify_mode(asio::ssl::verify_peer);
+  tls.emplace(sock, *tls_ctx);
+  tls->set_verify_callback(asio::ssl::host_name_verification(host));
+  SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+  ec = RunFor(timeout, [&](auto handler) {
+    tls->async_handshake(asio::ssl::stream_base::client,
+                         [handler](const error_code& e) { handler(e); });
+  });
+  if (ec) return Status::Unavailable("handshake failed: " + ec.message());
+  return Status::Ok();
+}
+
 RemoteConn::RemoteConn(std::unique_ptr<Impl> impl, std::string endpoint, RemoteTimeouts t)
     : impl_(std::move(impl)), endpoint_(std::move(endpoint)), timeouts_(t) {}
 
@@ -60,7 +103,9 @@ RemoteConn::~RemoteConn() = default;
 
 StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& endpoint,
                                                           const std::string& secret,
-                                                          const RemoteTimeouts& t) {
+                                                          const RemoteTimeouts& t,
+                                                          const std::string& credential,
+                                                          const TlsOptions& tls) {
   const size_t colon = endpoint.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("remote endpoint '" + endpoint + "' is not host:port");
@@ -84,12 +129,15 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
   });
   if (ec) return FromAsio(ec, "connect to " + endpoint);
   impl->sock.set_option(tcp::no_delay(true), ec);
+  if (tls.enabled()) {
+    KVT_RETURN_IF_ERROR(impl->StartTls(host, tls, t.connect).WithContext("TLS to " + endpoint));
+  }
   std::unique_ptr<RemoteConn> c(new RemoteConn(std::move(impl), endpoint, t));
-  KVT_RETURN_IF_ERROR(c->Handshake(secret).WithContext("kvtierd " + endpoint));
+  KVT_RETURN_IF_ERROR(c->Handshake(secret, credential).WithContext("kvtierd " + endpoint));
   return c;
 }
 
-Status RemoteConn::Handshake(const std::string& secret) {
+Status RemoteConn::Handshake(const std::string& secret, const std::string& credential) {
   wire::HelloRequest hello;
   KVT_RETURN_IF_ERROR(wire::RandomNonce(&hello.client_nonce));
   std::vector<uint8_t> frame;
@@ -119,6 +167,7 @@ Status RemoteConn::Handshake(const std::string& secret) {
   }
   wire::AuthMessage am;
   am.mac = wire::AuthMac(secret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce);
+  am.credential = credential;
   frame.clear();
   wire::AppendFrame({static_cast<uint8_t>(wire::Op::kAuth), 0, wire::kFlagEnd, NextRequestId(), 0},
                     wire::EncodeAuth(am), &frame);
@@ -135,6 +184,10 @@ Status RemoteConn::Handshake(const std::string& secret) {
     broken_ = true;
     return Status::PermissionDenied("the server could not prove it knows the shared secret");
   }
+  const wire::SessionKeys keys =
+      wire::DeriveSessionKeys(secret, hr.server_nonce, hello.client_nonce);
+  mac_out_ = wire::FrameMac(keys.client_to_server);
+  mac_in_ = wire::FrameMac(keys.server_to_client);
   return Status::Ok();
 }
 
@@ -147,9 +200,53 @@ Status RemoteConn::Write(std::span<const std::span<const uint8_t>> bufs) {
     seq.emplace_back(b.data(), b.size());
     total += b.size();
   }
+  std::vector<std::array<uint8_t, wire::kTagBytes>> tags;
+  if (mac_out_.active()) {
+    // Walk the frames across the buffers: MAC each, and put its tag right after its last byte.
+    tags.reserve(bufs.size());
+    seq.clear();
+    uint8_t hdr[wire::kHeaderBytes];
+    size_t hdr_have = 0;
+    uint64_t body_left = 0;
+    bool in_body = false;
+    for (const auto& b : bufs) {
+      std::span<const uint8_t> rest = b;
+      while (!rest.empty()) {
+        size_t take;
+        if (!in_body) {
+          take = std::min(rest.size(), wire::kHeaderBytes - hdr_have);
+          std::memcpy(hdr + hdr_have, rest.data(), take);
+          hdr_have += take;
+          if (hdr_have == wire::kHeaderBytes) {
+            mac_out_.Begin(hdr);
+            body_left = uint64_t{hdr[16]} | uint64_t{hdr[17]} << 8 | uint64_t{hdr[18]} << 16 |
+                        uint64_t{hdr[19]} << 24;
+            in_body = true;
+            hdr_have = 0;
+          }
+        } else {
+          take = static_cast<size_t>(std::min<uint64_t>(rest.size(), body_left));
+          mac_out_.Update(rest.first(take));
+          body_left -= take;
+        }
+        seq.emplace_back(rest.data(), take);
+        rest = rest.subspan(take);
+        if (in_body && body_left == 0) {
+          tags.push_back(mac_out_.Finish());
+          seq.emplace_back(tags.back().data(), tags.back().size());
+          total += wire::kTagBytes;
+          in_body = false;
+        }
+      }
+    }
+    if (in_body || hdr_have != 0) {
+      broken_ = true;
+      return Status::Internal("RemoteConn::Write given a partial frame");
+    }
+  }
   size_t done = 0;
   error_code ec = impl_->RunFor(
-      timeouts_.io, [&](auto handler) { asio::async_write(impl_->sock, seq, handler); }, &done);
+      timeouts_.io, [&](auto handler) { impl_->AsyncWrite(seq, handler); }, &done);
   bytes_out_ += done;
   if (ec || done != total) {
     broken_ = true;
@@ -159,6 +256,30 @@ Status RemoteConn::Write(std::span<const std::span<const uint8_t>> bufs) {
 }
 
 Status RemoteConn::ReadExact(void* dst, size_t n) {
+  if (!mac_in_.active()) return ReadRaw(dst, n);
+  if (n > body_left_) {
+    broken_ = true;
+    return Status::Internal("read of " + std::to_string(n) + " bytes past the frame body");
+  }
+  KVT_RETURN_IF_ERROR(ReadRaw(dst, n));
+  mac_in_.Update({static_cast<const uint8_t*>(dst), n});
+  body_left_ -= n;
+  return body_left_ == 0 ? VerifyTag() : Status::Ok();
+}
+
+Status RemoteConn::VerifyTag() {
+  uint8_t tag[wire::kTagBytes];
+  KVT_RETURN_IF_ERROR(ReadRaw(tag, sizeof tag));
+  if (!mac_in_.Verify(tag)) {
+    broken_ = tampered_ = true;
+    return Status::Corruption("from " + endpoint_ +
+                              ": frame authentication failed (altered, injected, replayed or "
+                              "reordered frame)");
+  }
+  return Status::Ok();
+}
+
+Status RemoteConn::ReadRaw(void* dst, size_t n) {
   if (broken_) return Status::Unavailable("connection to " + endpoint_ + " is broken");
   auto* out = static_cast<uint8_t*>(dst);
   const size_t have = std::min(n, rlen_ - rpos_);
@@ -174,7 +295,9 @@ Status RemoteConn::ReadExact(void* dst, size_t n) {
     // Payloads go straight to their destination (the host slot), never through the buffer.
     ec = impl_->RunFor(
         timeouts_.io,
-        [&](auto handler) { asio::async_read(impl_->sock, asio::buffer(out, n), handler); },
+        [&](auto handler) {
+          impl_->AsyncRead(asio::buffer(out, n), asio::transfer_all(), handler);
+        },
         &done);
   } else {
     // Small reads (frame headers, block heads) read ahead: one read usually brings a header and
@@ -183,7 +306,7 @@ Status RemoteConn::ReadExact(void* dst, size_t n) {
     ec = impl_->RunFor(
         timeouts_.io,
         [&](auto handler) {
-          asio::async_read(impl_->sock, asio::buffer(rbuf_), asio::transfer_at_least(n), handler);
+          impl_->AsyncRead(asio::buffer(rbuf_), asio::transfer_at_least(n), handler);
         },
         &done);
     if (done >= n) {
@@ -203,11 +326,21 @@ Status RemoteConn::ReadExact(void* dst, size_t n) {
 
 Status RemoteConn::ReadHeader(wire::FrameHeader* h) {
   uint8_t buf[wire::kHeaderBytes];
-  KVT_RETURN_IF_ERROR(ReadExact(buf, sizeof buf));
+  if (body_left_ != 0) {
+    broken_ = true;
+    return Status::Internal("frame header read before the previous body was read");
+  }
+  KVT_RETURN_IF_ERROR(ReadRaw(buf, sizeof buf));
   Status s = wire::DecodeHeader(buf, limits_, h);
   if (!s.ok()) {
     broken_ = true;
     return Status::Corruption("from " + endpoint_ + ": " + s.message());
+  }
+  if (mac_in_.active()) {
+    mac_in_.Begin(buf);
+    body_left_ = h->body_len;
+    // Nothing of a frame is acted on before its tag checks: an empty body is verified now.
+    if (body_left_ == 0) KVT_RETURN_IF_ERROR(VerifyTag());
   }
   if ((h->opcode & wire::kResponseBit) == 0) {
     broken_ = true;

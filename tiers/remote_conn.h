@@ -5,6 +5,11 @@
 // After any failed read or write the byte stream is out of step with the server: the connection
 // marks itself broken() and the pool discards it.
 //
+// After an authenticated handshake every frame carries a MAC trailer (io/wire_auth.h): Write tags
+// each frame it is given, and reads verify each received frame's tag when its last body byte has
+// been read, before the caller sees that byte's call return. A failed tag breaks the connection
+// (Corruption, tampered()): bytes read so far into a caller's buffer must not be used.
+//
 // Thread safety: none; one thread uses a connection at a time (the pool hands it out).
 #pragma once
 
@@ -15,9 +20,18 @@
 #include <vector>
 
 #include "base/status.h"
+#include "io/wire_auth.h"
 #include "io/wire_format.h"
 
 namespace kvt {
+
+// TLS 1.3 with certificates (OpenSSL through Boost.Asio's ssl::stream). Enabled when `ca` is set:
+// the node's certificate must chain to it and name the host (IP or DNS SAN); cert/key are this
+// client's own certificate for mutual TLS.
+struct TlsOptions {
+  std::string cert, key, ca;
+  bool enabled() const { return !ca.empty(); }
+};
 
 struct RemoteTimeouts {
   std::chrono::milliseconds connect{1000};
@@ -29,15 +43,21 @@ class RemoteConn {
   // Connects to host:port, exchanges hello and, when the server asks for it (or `secret` is set),
   // authenticates both ways. Unavailable: refused/unreachable/reset; Timeout; PermissionDenied:
   // the server rejected our secret, or could not prove it knows it.
+  // `credential`: the id of a per-tenant credential (kvtierd --tenants) whose secret `secret` is;
+  // empty for the node's shared secret.
   static StatusOr<std::unique_ptr<RemoteConn>> Connect(const std::string& endpoint,
                                                        const std::string& secret,
-                                                       const RemoteTimeouts& t);
+                                                       const RemoteTimeouts& t,
+                                                       const std::string& credential = "",
+                                                       const TlsOptions& tls = {});
   ~RemoteConn();
   RemoteConn(const RemoteConn&) = delete;
   RemoteConn& operator=(const RemoteConn&) = delete;
 
-  // Writes every buffer in order (one gather write).
+  // Writes every buffer in order (one gather write). The buffers must hold whole frames (a frame
+  // may span buffers): each gets its tag when the session is authenticated.
   Status Write(std::span<const std::span<const uint8_t>> bufs);
+  // Reads n bytes of the current frame's body (verifying the tag once the body is complete).
   Status ReadExact(void* dst, size_t n);
   // Reads and checks the next frame header against the server's limits.
   Status ReadHeader(wire::FrameHeader* h);
@@ -48,6 +68,8 @@ class RemoteConn {
 
   uint64_t NextRequestId() { return ++last_id_; }
   bool broken() const { return broken_; }
+  // A received frame failed its MAC (the connection is broken).
+  bool tampered() const { return tampered_; }
   const wire::Limits& limits() const { return limits_; }
   const std::string& endpoint() const { return endpoint_; }
   uint64_t bytes_in() const { return bytes_in_; }
@@ -56,7 +78,10 @@ class RemoteConn {
  private:
   struct Impl;
   RemoteConn(std::unique_ptr<Impl> impl, std::string endpoint, RemoteTimeouts t);
-  Status Handshake(const std::string& secret);
+  Status Handshake(const std::string& secret, const std::string& credential);
+  Status ReadRaw(void* dst, size_t n);
+  // The body of the current frame is complete: reads and checks its tag.
+  Status VerifyTag();
 
   std::unique_ptr<Impl> impl_;
   std::string endpoint_;
@@ -69,6 +94,9 @@ class RemoteConn {
   size_t rpos_ = 0, rlen_ = 0;
   uint64_t last_id_ = 0;
   bool broken_ = false;
+  bool tampered_ = false;
+  wire::FrameMac mac_out_, mac_in_;
+  size_t body_left_ = 0;  // body bytes of the current received frame not yet read
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };
 

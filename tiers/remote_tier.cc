@@ -37,8 +37,10 @@ uint8_t OpByte(wire::Op op) { return static_cast<uint8_t>(op); }
 
 // A response frame must answer the request we sent, in order.
 Status CheckResponse(RemoteConn* c, const wire::FrameHeader& h, wire::Op op, uint64_t id) {
-  const bool ok_op = h.opcode == (OpByte(op) | wire::kResponseBit) || h.opcode == wire::kProtocolError;
-  if (!ok_op || h.request_id != id) {
+  // A protocol error ends the connection whatever request it names (its id may be another one's,
+  // or 0 when the server could not parse a header): the caller reads it as the error.
+  if (h.opcode == wire::kProtocolError && h.status != 0) return Status::Ok();
+  if (h.opcode != (OpByte(op) | wire::kResponseBit) || h.request_id != id) {
     return Status::Corruption("from " + c->endpoint() + ": " + wire::OpName(h.opcode) + " for request " +
                               std::to_string(h.request_id) + " where " +
                               wire::OpName(OpByte(op) | wire::kResponseBit) + " for " +
@@ -136,7 +138,8 @@ Status RemoteTier::WithConn(size_t node, const std::function<Status(RemoteConn*)
     const bool pooled = c != nullptr;
     if (!pooled) {
       Add(counters_.connects);
-      auto r = RemoteConn::Connect(n.endpoint, opts_.secret, opts_.timeouts);
+      auto r = RemoteConn::Connect(n.endpoint, opts_.secret, opts_.timeouts, opts_.credential,
+                                   opts_.tls);
       if (!r.ok()) {
         Add(counters_.connect_failures);
         Count(r.status());
@@ -152,6 +155,12 @@ Status RemoteTier::WithConn(size_t node, const std::function<Status(RemoteConn*)
     Status s = fn(c.get());
     Add(counters_.bytes_in, c->bytes_in() - in0);
     Add(counters_.bytes_out, c->bytes_out() - out0);
+    if (c->tampered()) {
+      // Someone on the path altered the stream: not a dead pooled connection, no retry.
+      Add(counters_.frame_mac_failures);
+      Count(s);
+      return s;
+    }
     if (!c->broken()) {
       std::lock_guard<std::mutex> l(n.mu);
       if (n.idle.size() < opts_.max_idle_per_node) n.idle.push_back(std::move(c));
@@ -386,6 +395,7 @@ void RemoteTier::StatsJson(nlohmann::json* out) const {
   j["get_keys"] = get(counters_.get_keys);
   j["get_hits"] = get(counters_.get_hits);
   j["checksum_failures"] = get(counters_.checksum_failures);
+  j["frame_mac_failures"] = get(counters_.frame_mac_failures);
   j["puts"] = get(counters_.puts);
   j["bytes_in"] = get(counters_.bytes_in);
   j["bytes_out"] = get(counters_.bytes_out);

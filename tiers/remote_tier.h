@@ -39,6 +39,8 @@ BlockMeta ToBlockMeta(uint64_t ns, const wire::BlockInfo& b);
 struct RemoteOptions {
   std::vector<std::string> endpoints;  // host:port
   std::string secret;                  // empty: no authentication
+  std::string credential;              // the id of a per-tenant credential; empty: shared secret
+  TlsOptions tls;
   RemoteTimeouts timeouts;
   size_t max_idle_per_node = 4;
   std::chrono::milliseconds down_backoff{500};
@@ -48,7 +50,7 @@ struct RemoteCounters {
   std::atomic<uint64_t> requests{0}, failures{0}, timeouts{0}, retries{0};
   std::atomic<uint64_t> connects{0}, connect_failures{0}, auth_failures{0}, skipped_down{0};
   std::atomic<uint64_t> lookup_keys{0}, lookup_hits{0};
-  std::atomic<uint64_t> get_keys{0}, get_hits{0}, checksum_failures{0};
+  std::atomic<uint64_t> get_keys{0}, get_hits{0}, checksum_failures{0}, frame_mac_failures{0};
   std::atomic<uint64_t> puts{0}, bytes_in{0}, bytes_out{0};
 };
 

@@ -117,7 +117,11 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   write_policy   "write_through" | "write_back" ["write_back"]
  *   hash_secret    hex string (even length, up to 128 bytes) for keyed block hashing [""]
  *   remote         "host:port,host:port" [""]: kvtierd nodes forming the remote tier
- *   auth_secret    shared secret for kvtierd [""]
+ *   auth_secret    shared secret for kvtierd, or the secret of the credential auth_id [""]
+ *   tls_ca, tls_cert, tls_key  PEM files: with tls_ca set, kvtierd connections use TLS 1.3, the
+ *                  node's certificate must chain to tls_ca; tls_cert/tls_key: ours (mutual TLS) [""]
+ *   auth_id        a kvtierd tenant credential id (kvtierd --tenants) [""]: the node binds the
+ *                  connection to it and answers KVT_PERMISSION_DENIED outside its tenants/rights
  *   remote_write   "write_through" | "off" ["write_through"]: with remote set, a put is also sent
  *                  to the block's owning node (and a namespace drop to every node)
  *   io_depth       io_uring queue depth, 1..4096 ["64"]; also the entries an async batch moves

@@ -37,7 +37,7 @@ TEST(WireFormat, HeaderRejectsEachBadField) {
     size_t at;
     uint8_t value;
     const char* expect;
-  } cases[] = {{0, 'X', "magic"}, {4, 2, "version"},  {5, 0, "opcode"},  {5, 0x42, "opcode"},
+  } cases[] = {{0, 'X', "magic"}, {4, 1, "version"},  {5, 0, "opcode"},  {5, 0x42, "opcode"},
                {6, 200, "status"}, {7, 0x80, "flags"}, {20, 1, "reserved"}};
   for (const Case& c : cases) {
     uint8_t b[kHeaderBytes];
@@ -155,6 +155,39 @@ TEST(WireAuth, MacDependsOnSecretRoleAndBothNonces) {
   EXPECT_FALSE(MacEqual(m, AuthMac("secreT", AuthRole::kClient, a, b)));
   EXPECT_FALSE(MacEqual(m, AuthMac("secret", AuthRole::kServer, a, b)));
   EXPECT_FALSE(MacEqual(m, AuthMac("secret", AuthRole::kClient, b, a)));
+}
+
+TEST(WireAuth, FrameTagsDependOnKeyDirectionSequenceHeaderAndBody) {
+  std::array<uint8_t, kNonceBytes> a{}, b{};
+  a.fill(1);
+  b.fill(2);
+  const SessionKeys k = DeriveSessionKeys("secret", a, b);
+  EXPECT_NE(k.client_to_server, k.server_to_client);
+  EXPECT_NE(k.client_to_server, DeriveSessionKeys("secret", b, a).client_to_server);
+  EXPECT_NE(k.client_to_server, DeriveSessionKeys("secreT", a, b).client_to_server);
+  std::vector<uint8_t> frame;
+  AppendFrame({static_cast<uint8_t>(Op::kLookup), 0, kFlagEnd, 7, 0}, std::vector<uint8_t>(40, 9),
+              &frame);
+  FrameMac send(k.client_to_server), recv(k.client_to_server), other(k.server_to_client);
+  EXPECT_FALSE(FrameMac().active());
+  const auto t0 = send.Tag(frame);
+  EXPECT_EQ(send.seq(), 1u);
+  EXPECT_NE(t0, other.Tag(frame));  // the other direction's key
+  const auto t1 = send.Tag(frame);  // the same frame again: the next sequence number
+  EXPECT_NE(t0, t1);
+  // The receiver accepts them in order only, and the body in pieces as well as whole.
+  recv.Begin(frame.data());
+  recv.Update(std::span(frame).subspan(kHeaderBytes, 10));
+  recv.Update(std::span(frame).subspan(kHeaderBytes + 10));
+  EXPECT_TRUE(recv.Verify(t0.data()));
+  EXPECT_FALSE(FrameMac(k.client_to_server).Tag(frame) == t1);
+  FrameMac r2(k.client_to_server);
+  frame.back() ^= 1;  // body
+  EXPECT_NE(r2.Tag(frame), t0);
+  frame.back() ^= 1;
+  frame[8] ^= 1;  // request id in the header
+  FrameMac r3(k.client_to_server);
+  EXPECT_NE(r3.Tag(frame), t0);
 }
 
 TEST(NamespaceEncoding, DecodeInvertsEncodeAndRejectsOthers) {

@@ -61,7 +61,8 @@ StatusOr<double> MeasureTcp(uint64_t total) {
 }
 
 StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& dir, uint64_t host_bytes,
-                                           const std::string& remote) {
+                                           const std::string& remote,
+                                           const LoopbackBenchOptions* sec = nullptr) {
   Options o;
   KVT_RETURN_IF_ERROR(o.Set("dir", dir));
   KVT_RETURN_IF_ERROR(o.Set("host_bytes", std::to_string(host_bytes)));
@@ -72,6 +73,12 @@ StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& dir, uint64_t host
   if (!remote.empty()) {
     KVT_RETURN_IF_ERROR(o.Set("remote", remote));
     KVT_RETURN_IF_ERROR(o.Set("remote_write", "off"));
+    if (sec != nullptr) {
+      o.auth_secret = sec->auth_secret;
+      o.tls_ca = sec->tls_ca;
+      o.tls_cert = sec->tls_client_cert;
+      o.tls_key = sec->tls_client_key;
+    }
   }
   return Store::Open(o);
 }
@@ -111,6 +118,12 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   KVT_ASSIGN_OR_RETURN(auto server_store, OpenStore(o.dir + "/server", host, ""));
   ServerOptions so;
   so.threads = o.server_threads;
+  so.auth_secret = o.auth_secret;
+  if (!o.tls_ca.empty()) {
+    so.tls_cert = o.tls_node_cert;
+    so.tls_key = o.tls_node_key;
+    so.tls_ca = o.tls_ca;
+  }
   KVT_ASSIGN_OR_RETURN(auto server, Server::Start(server_store.get(), so));
   const std::string ep = "127.0.0.1:" + std::to_string(server->port());
 
@@ -138,6 +151,8 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
 
   RemoteOptions ro;
   ro.endpoints = {ep};
+  ro.secret = o.auth_secret;
+  if (!o.tls_ca.empty()) ro.tls = {o.tls_client_cert, o.tls_client_key, o.tls_ca};
   KVT_ASSIGN_OR_RETURN(auto remote, RemoteTier::Create(ro));
   // Steady state: a first, untimed round of puts makes the server's host slabs; dropped again.
   for (uint64_t i = 0; i < f.blocks; ++i) {
@@ -169,7 +184,7 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   KVT_RETURN_IF_ERROR(bad);
   if (got != f.blocks) return Status::Internal("bench get: " + std::to_string(got) + " blocks arrived");
 
-  KVT_ASSIGN_OR_RETURN(auto client, OpenStore(o.dir + "/client", host, ep));
+  KVT_ASSIGN_OR_RETURN(auto client, OpenStore(o.dir + "/client", host, ep, &o));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, client->OpenNamespace(d));
   {  // untimed round: the client's host slabs come into being
     KVT_ASSIGN_OR_RETURN(auto warm, client->Prefetch(ns, keys, Tier::kHost));

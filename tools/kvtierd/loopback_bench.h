@@ -24,6 +24,10 @@ struct LoopbackBenchOptions {
   uint64_t total_bytes = 256ull << 20;
   uint64_t block_bytes = 4ull << 20;  // a multiple of 64 KiB
   int server_threads = 2;
+  // Security modes, to compare with plain: a shared secret (frame MACs), and/or TLS (PEM files:
+  // the node's cert/key, the CA, the client's cert/key for mutual TLS).
+  std::string auth_secret;
+  std::string tls_node_cert, tls_node_key, tls_ca, tls_client_cert, tls_client_key;
 };
 
 struct LoopbackFigures {

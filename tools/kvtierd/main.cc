@@ -1,9 +1,10 @@
 // kvtierd: serves a node's kvtier store to other nodes over TCP (see docs/PROTOCOL.md).
 //
-//   kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE] [--host-bytes SIZE]
-//           [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
+//   kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE] [--tenants FILE]
+//           [--tls-cert PEM --tls-key PEM --tls-ca PEM] [--insecure-plaintext]
+//           [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
 //           [--frame-timeout-ms N] [--threads N] [--port-file FILE]
-//   kvtierd --metrics HOST:PORT [--auth-secret-file FILE]     print a node's metrics and exit
+//   kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]     print a node's metrics and exit
 //   kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]
 //
 // SIGTERM or SIGINT: stop accepting, close connections, flush the store, exit 0.
@@ -28,10 +29,15 @@ int Usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "kvtierd: %s\n", why.c_str());
   std::fprintf(stderr,
                "usage: kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE]\n"
+               "               [--tenants FILE] (per-tenant credentials, JSON: src/credentials.h)\n"
+               "               [--tls-cert PEM --tls-key PEM --tls-ca PEM] [--insecure-plaintext]\n"
                "               [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE]\n"
                "               [--max-connections N] [--idle-timeout-ms N] [--frame-timeout-ms N]\n"
                "               [--threads N] [--port-file FILE]\n"
-               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE]\n"
+               "               [--max-unauth-connections N] [--handshake-timeout-ms N]\n"
+               "               [--max-buffered-bytes N] [--max-namespaces-per-connection N]\n"
+               "               [--max-namespaces N]\n"
+               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]\n"
                "       kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]\n");
   return 2;
 }
@@ -60,6 +66,8 @@ int BadConfig(const kvt::Status& s) {
 
 int Main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7420", dir, secret_file, metrics, config, port_file;
+  std::string tenants_file, auth_id;
+  kvt::TlsOptions client_tls;
   std::string host_bytes, nvme_bytes, bench_bytes = "256MiB", block_bytes = "4MiB";
   bool bench = false;
   kvt::ServerOptions so;
@@ -83,6 +91,12 @@ int Main(int argc, char** argv) {
     if (a == "--listen") ok = value(&listen);
     else if (a == "--dir") ok = value(&dir);
     else if (a == "--auth-secret-file") ok = value(&secret_file);
+    else if (a == "--tenants") ok = value(&tenants_file);
+    else if (a == "--tls-cert") ok = value(&so.tls_cert);
+    else if (a == "--tls-key") ok = value(&so.tls_key);
+    else if (a == "--tls-ca") ok = value(&so.tls_ca);
+    else if (a == "--insecure-plaintext") so.insecure_plaintext = true;
+    else if (a == "--auth-id") ok = value(&auth_id);
     else if (a == "--host-bytes") ok = value(&host_bytes);
     else if (a == "--nvme-bytes") ok = value(&nvme_bytes);
     else if (a == "--config") ok = value(&config);
@@ -93,6 +107,14 @@ int Main(int argc, char** argv) {
     else if (a == "--block-bytes") ok = value(&block_bytes);
     else if (a == "--max-connections") ok = number(&so.max_connections);
     else if (a == "--threads") ok = number(&so.threads);
+    else if (a == "--max-unauth-connections") ok = number(&so.max_unauth_connections);
+    else if (a == "--max-buffered-bytes") ok = number(&so.max_buffered_bytes);
+    else if (a == "--max-namespaces-per-connection") ok = number(&so.max_namespaces_per_connection);
+    else if (a == "--max-namespaces") ok = number(&so.max_namespaces);
+    else if (a == "--handshake-timeout-ms") {
+      ok = number(&ms);
+      so.handshake_timeout = std::chrono::milliseconds(ms);
+    }
     else if (a == "--idle-timeout-ms") {
       ok = number(&ms);
       so.idle_timeout = std::chrono::milliseconds(ms);
@@ -120,6 +142,12 @@ int Main(int argc, char** argv) {
     if (!tb.ok() || !bb.ok()) return Usage("bad --bench-bytes or --block-bytes");
     bo.total_bytes = *tb;
     bo.block_bytes = *bb;
+    // Security modes to compare with plain: --auth-secret-file (frame MACs), --tls-ca with
+    // --tls-cert/--tls-key (used as both the node's and the client's certificate).
+    bo.auth_secret = secret;
+    bo.tls_ca = so.tls_ca;
+    bo.tls_node_cert = bo.tls_client_cert = so.tls_cert;
+    bo.tls_node_key = bo.tls_client_key = so.tls_key;
     auto f = kvt::RunLoopbackBench(bo);
     if (!f.ok()) return Fail(f.status());
     std::printf("%s", f->ToString().c_str());
@@ -130,6 +158,8 @@ int Main(int argc, char** argv) {
     kvt::RemoteOptions ro;
     ro.endpoints = {metrics};
     ro.secret = secret;
+    ro.credential = auth_id;
+    ro.tls = {so.tls_cert, so.tls_key, so.tls_ca};
     auto r = kvt::RemoteTier::Create(ro);
     if (!r.ok()) return Fail(r.status());
     std::string text;
@@ -156,10 +186,18 @@ int Main(int argc, char** argv) {
   if (!store.ok()) return Fail(store.status());
   so.listen = listen;
   so.auth_secret = secret;
+  if (!tenants_file.empty()) {
+    auto c = kvt::CredentialSet::Load(tenants_file);
+    if (!c.ok()) return Fail(c.status());
+    so.credentials = *c;
+  }
   auto server = kvt::Server::Start(store->get(), so);
+  const bool tls = !so.tls_ca.empty();
   if (!server.ok()) return Fail(server.status());
   std::fprintf(stderr, "kvtierd: serving %s on port %u%s\n", dir.c_str(), (*server)->port(),
-               secret.empty() ? " (no authentication: loopback only)" : " (authenticated)");
+               tls ? " (TLS 1.3, mutual certificates)"
+               : !secret.empty() || so.credentials ? " (authenticated, PLAINTEXT)"
+                                                   : " (no authentication: loopback only)");
   if (!port_file.empty()) {
     std::ofstream pf(port_file + ".tmp");
     pf << (*server)->port() << "\n";

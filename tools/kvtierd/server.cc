@@ -4,7 +4,10 @@
 #include <thread>
 #include <unordered_set>
 
+#include <openssl/ssl.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include "base/counter.h"
 #include "base/log.h"
@@ -29,6 +32,7 @@ struct Server::Impl {
   std::optional<tcp::acceptor> acceptor;  // on ctxs[0]
   size_t next = 0;                        // the context of the next connection
   std::vector<std::thread> threads;
+  std::optional<asio::ssl::context> tls;  // set when TLS is on
   std::mutex mu;
   std::unordered_set<std::shared_ptr<Connection>> conns;  // GUARDED_BY(mu)
   bool stopping = false;                                  // GUARDED_BY(mu)
@@ -42,15 +46,36 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
         sock_(std::move(sock)),
         timer_(sock_.get_executor()),
         session_(srv->store_, srv->session_cfg_, &srv->sessions_),
-        buf_(256u << 10) {}
+        buf_(256u << 10) {
+    if (srv->impl_->tls) tls_.emplace(sock_, *srv->impl_->tls);
+  }
 
   void Start() {
     last_progress_ = Clock::now();
-    DoRead();
     ArmTimer();
+    if (!tls_) return DoRead();
+    // The handshake deadline covers the TLS handshake too (the connection is not authed_ yet).
+    tls_->async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](const error_code& ec) {
+                            if (ec) {
+                              Add(self->srv_->counters_.tls_handshake_failures);
+                              return self->CloseNow();
+                            }
+                            self->tls_up_ = true;
+                            self->DoRead();
+                          });
   }
 
   tcp::socket::executor_type executor() { return sock_.get_executor(); }
+  // Whether this connection is still in its handshake and may be evicted for a new one (claims it:
+  // true once). From the accepting thread, under the server's mutex.
+  bool ClaimForEviction(Clock::time_point* accepted) {
+    if (authed_flag_.load(std::memory_order_acquire) || evicting_) return false;
+    *accepted = accepted_at_;
+    return true;
+  }
+  void MarkEvicting() { evicting_ = true; }
+  Clock::time_point accepted_at_ = Clock::now();  // set before the connection is shared
 
   // From any thread.
   void Close() {
@@ -59,23 +84,25 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void DoRead() {
-    if (reading_ || closed_ || !session_.WantsInput()) return;
+    if (reading_ || closed_ || (tls_ && !tls_up_) || !session_.WantsInput()) return;
     reading_ = true;
-    sock_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](const error_code& ec,
-                                                                          size_t n) {
+    auto on_read = [self = shared_from_this()](const error_code& ec, size_t n) {
       self->reading_ = false;
       if (ec) return self->CloseNow();
       const bool was_mid = self->session_.mid_frame();
       const uint64_t frames = self->session_.frames_handled();
       self->session_.Consume({self->buf_.data(), n});
       self->last_progress_ = Clock::now();
+      if (!self->authed_ && self->session_.authenticated() && !self->OnAuthenticated()) return;
       // The partial-frame clock starts when a frame begins, not at each byte of it.
       if (self->session_.mid_frame() && (!was_mid || self->session_.frames_handled() != frames)) {
         self->frame_start_ = self->last_progress_;
       }
       self->DoWrite();
       self->DoRead();
-    });
+    };
+    if (tls_) tls_->async_read_some(asio::buffer(buf_), on_read);
+    else sock_.async_read_some(asio::buffer(buf_), on_read);
   }
 
   void DoWrite() {
@@ -87,24 +114,48 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     writing_ = true;
     std::vector<asio::const_buffer> seq;
     for (auto s : session_.Output()) seq.emplace_back(s.data(), s.size());
-    asio::async_write(sock_, seq, [self = shared_from_this()](const error_code& ec, size_t n) {
+    auto on_write = [self = shared_from_this()](const error_code& ec, size_t n) {
       self->writing_ = false;
       if (ec) return self->CloseNow();
       self->last_progress_ = self->last_write_ = Clock::now();
       self->session_.Advance(n);
       self->DoWrite();
       self->DoRead();  // output drained below the limits: read again
-    });
+    };
+    if (tls_) asio::async_write(*tls_, seq, on_write);
+    else asio::async_write(sock_, seq, on_write);
+  }
+
+  // Moves the connection from the handshake count to the authenticated one; false (closed) when
+  // that is over its limit.
+  bool OnAuthenticated() {
+    authed_ = true;
+    authed_flag_.store(true, std::memory_order_release);
+    srv_->counters_.unauth_active.fetch_sub(1, std::memory_order_relaxed);
+    const uint64_t active = srv_->counters_.active.load(std::memory_order_relaxed);
+    const uint64_t unauth = srv_->counters_.unauth_active.load(std::memory_order_relaxed);
+    if (active - std::min(active, unauth) > srv_->opts_.max_connections) {
+      Add(srv_->counters_.rejected_limit);
+      CloseNow();
+      return false;
+    }
+    return true;
   }
 
   void ArmTimer() {
-    const auto period = std::clamp(std::min(srv_->opts_.idle_timeout, srv_->opts_.frame_timeout) / 4,
-                                   std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    const auto period = std::clamp(
+        std::min({srv_->opts_.idle_timeout, srv_->opts_.frame_timeout,
+                  srv_->opts_.handshake_timeout}) / 4,
+        std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
     timer_.expires_after(period);
     timer_.async_wait([self = shared_from_this()](const error_code& ec) {
       if (ec || self->closed_) return;
       const auto now = Clock::now();
       const auto& o = self->srv_->opts_;
+      if (!self->authed_ && now - self->accepted_at_ > o.handshake_timeout) {
+        Add(self->srv_->counters_.handshake_timeouts);
+        return self->CloseNow();
+      }
       // Mid-frame with nothing left to send: the server waits on the client's bytes. (Input
       // queued behind a long streamed answer is not a stalled frame; its clock starts when the
       // answer is sent.)
@@ -135,6 +186,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     sock_.close(ignored);
     timer_.cancel();
     Add(srv_->counters_.closed);
+    if (!authed_) srv_->counters_.unauth_active.fetch_sub(1, std::memory_order_relaxed);
     srv_->counters_.active.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard<std::mutex> l(srv_->impl_->mu);
     srv_->impl_->conns.erase(shared_from_this());
@@ -142,10 +194,15 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   Server* srv_;
   tcp::socket sock_;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
+  bool tls_up_ = false;
   asio::steady_timer timer_;
   ServerSession session_;
   std::vector<uint8_t> buf_;
   bool reading_ = false, writing_ = false, closed_ = false;
+  bool authed_ = false;                  // on the connection's thread
+  std::atomic<bool> authed_flag_{false};  // the same, for the accepting thread
+  bool evicting_ = false;                // GUARDED_BY(srv_->impl_->mu)
   Clock::time_point last_progress_, frame_start_, last_write_;
 };
 
@@ -167,8 +224,13 @@ Status SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
 Server::Server(Store* store, const ServerOptions& o)
     : store_(store), opts_(o), impl_(std::make_unique<Impl>()) {
   session_cfg_.auth_secret = o.auth_secret;
+  session_cfg_.credentials = o.credentials;
   session_cfg_.limits = o.limits;
   session_cfg_.out_high_water = o.out_high_water;
+  session_cfg_.buffered = &buffered_;
+  session_cfg_.max_buffered = o.max_buffered_bytes;
+  session_cfg_.max_namespaces_per_connection = o.max_namespaces_per_connection;
+  session_cfg_.max_namespaces = o.max_namespaces;
   session_cfg_.metrics = [this] { return Metrics(); };
 }
 
@@ -183,12 +245,38 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOption
   if (ec) {
     return Status::InvalidArgument("listen address '" + host + "' is not an IP address");
   }
-  if (!addr.is_loopback() && o.auth_secret.empty()) {
+  const bool tls = !o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_ca.empty();
+  if (!addr.is_loopback() && !tls && !o.insecure_plaintext) {
     return Status::InvalidArgument("refusing to listen on non-loopback " + host +
-                                   " without an auth secret (--auth-secret-file)");
+                                   " without TLS (--tls-cert/--tls-key/--tls-ca); "
+                                   "--insecure-plaintext to run without");
+  }
+  if (!addr.is_loopback() && o.auth_secret.empty() && !o.credentials && !tls) {
+    return Status::InvalidArgument("refusing to listen on non-loopback " + host +
+                                   " without an auth secret (--auth-secret-file) or tenant "
+                                   "credentials (--tenants)");
+  }
+  if (!addr.is_loopback() && !tls) {
+    KVT_LOG(kWarn, "kvtierd: listening on " + o.listen +
+                       " in PLAINTEXT (--insecure-plaintext): frames are authenticated, not "
+                       "encrypted");
   }
   std::unique_ptr<Server> s(new Server(store, o));
   Impl& im = *s->impl_;
+  if (tls) {
+    if (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()) {
+      return Status::InvalidArgument("TLS needs all of --tls-cert, --tls-key and --tls-ca");
+    }
+    im.tls.emplace(asio::ssl::context::tls_server);
+    asio::ssl::context& c = *im.tls;
+    SSL_CTX_set_min_proto_version(c.native_handle(), TLS1_3_VERSION);
+    c.use_certificate_chain_file(o.tls_cert, ec);
+    if (!ec) c.use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
+    if (!ec) c.load_verify_file(o.tls_ca, ec);
+    if (ec) return Status::InvalidArgument("TLS certificate files: " + ec.message());
+    // Mutual: a client without a certificate that chains to the CA is refused in the handshake.
+    c.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
   for (int i = 0; i < std::max(1, o.threads); ++i) {
     im.ctxs.push_back(std::make_unique<asio::io_context>(1));
     im.work.emplace_back(im.ctxs.back()->get_executor());
@@ -213,7 +301,13 @@ void Server::Accept() {
         if (ec == asio::error::operation_aborted || !impl_->acceptor->is_open()) return;
         if (!ec) {
           Add(counters_.accepted);
-          if (counters_.active.load(std::memory_order_relaxed) >= opts_.max_connections) {
+          const uint64_t active = counters_.active.load(std::memory_order_relaxed);
+          const uint64_t unauth = counters_.unauth_active.load(std::memory_order_relaxed);
+          const bool full = active - std::min(active, unauth) >= opts_.max_connections;
+          // Room for a new handshake: the oldest connection still in its handshake goes, so
+          // silent sockets cannot lock clients out (they would wait for the handshake deadline).
+          if (!full && unauth >= opts_.max_unauth_connections) EvictOldestUnauthenticated();
+          if (full) {  // no room to authenticate anyway
             // Over the limit: say why (BUSY), then close.
             Add(counters_.rejected_limit);
             auto frame = std::make_shared<std::vector<uint8_t>>();
@@ -237,6 +331,7 @@ void Server::Accept() {
               if (!impl_->stopping) {
                 impl_->conns.insert(c);
                 counters_.active.fetch_add(1, std::memory_order_relaxed);
+                counters_.unauth_active.fetch_add(1, std::memory_order_relaxed);
                 started = true;
               }
             }
@@ -247,6 +342,23 @@ void Server::Accept() {
         }
         Accept();
       });
+}
+
+void Server::EvictOldestUnauthenticated() {
+  std::shared_ptr<Connection> oldest;
+  Clock::time_point oldest_at = Clock::time_point::max();
+  std::lock_guard<std::mutex> l(impl_->mu);
+  for (const auto& c : impl_->conns) {
+    Clock::time_point at;
+    if (c->ClaimForEviction(&at) && at < oldest_at) {
+      oldest = c;
+      oldest_at = at;
+    }
+  }
+  if (!oldest) return;
+  oldest->MarkEvicting();
+  Add(counters_.unauth_evicted);
+  oldest->Close();
 }
 
 void Server::Stop() {
@@ -276,6 +388,13 @@ std::string Server::Metrics() const {
   };
   line("connections_accepted", counters_.accepted);
   line("connections_rejected_limit", counters_.rejected_limit);
+  line("connections_unauthenticated", counters_.unauth_active);
+  line("connections_unauthenticated_evicted", counters_.unauth_evicted);
+  line("handshake_timeouts", counters_.handshake_timeouts);
+  line("tls_handshake_failures", counters_.tls_handshake_failures);
+  line("requests_busy_buffer_budget", sessions_.busy_budget);
+  line("requests_namespace_limit", sessions_.namespace_limit);
+  line("buffered_request_bytes", buffered_);
   line("connections_active", counters_.active);
   line("connections_closed", counters_.closed);
   line("idle_timeouts", counters_.idle_timeouts);
@@ -288,6 +407,8 @@ std::string Server::Metrics() const {
   line("request_errors", sessions_.request_errors);
   line("auth_ok", sessions_.auth_ok);
   line("auth_failures", sessions_.auth_failures);
+  line("frame_mac_failures", sessions_.frame_mac_failures);
+  line("requests_denied", sessions_.denied);
   line("lookups", sessions_.lookups);
   line("gets", sessions_.gets);
   line("puts", sessions_.puts);
