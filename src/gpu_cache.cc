@@ -234,7 +234,9 @@ Status GpuCache::LoadOnDevice(std::span<const Hash128> keys, std::span<const int
   st = dev_->CopyAsync(base, job->ids.data(), job->ids.size() * sizeof(int32_t), stream);
   std::vector<DeviceCopy> ops(nh);
   for (int32_t l = 0; l < layout_.geo.layers && st.ok(); ++l) {
-    for (size_t j = 0; j < nh; ++j) ops[j] = {stage + j * bb + l * lb, job->host[j].data + l * lb, lb};
+    for (size_t j = 0; j < nh; ++j) {
+      ops[j] = {stage + j * bb + l * lb, job->host[j].data + l * lb, static_cast<size_t>(lb)};
+    }
     if (st.ok() && nh > 0) st = dev_->CopyBatchAsync(ops.data(), nh, stream);
     if (st.ok() && nh > 0) {
       st = ScatterBlocksGpu(PayloadSlots{stage, bb, nullptr}, layout_, d_host_ids,

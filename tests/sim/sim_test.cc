@@ -219,6 +219,19 @@ TEST(SimTtft, LoadVersusRecompute) {
   EXPECT_NEAR(slow.ttft.max(), 1.024, 1e-9);
 }
 
+// Found by fuzz_trace: a number the JSON parser cannot hold threw out_of_range past the parser's
+// parse_error handler and aborted the process.
+TEST(SimTrace, OverflowingNumberIsABadLineNotAnAbort) {
+  const std::string text =
+      "{\"timestamp\": 7e6600, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [1]}\n";
+  LoadOptions o;
+  LoadStats st;
+  auto t = ParseMooncakeJsonl(text, "x.jsonl", o, &st);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("x.jsonl:1: invalid JSON value"), std::string::npos)
+      << t.status().message();
+}
+
 TEST(SimTrace, MalformedLineStopsWithLineNumber) {
   const std::string text =
       "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [1]}\n"

@@ -86,6 +86,10 @@ Status ParseMooncakeLine(std::string_view line, const LoadOptions& o, uint64_t* 
     const size_t colon = what.rfind(": ");
     return Status::InvalidArgument("invalid JSON at column " + std::to_string(e.byte) +
                                    (colon == std::string::npos ? "" : what.substr(colon)));
+  } catch (const nlohmann::json::exception& e) {
+    // Not a syntax error but a value the parser cannot hold (a number such as 7e6600 overflows:
+    // out_of_range.406); found by fuzz_trace.
+    return Status::InvalidArgument(std::string("invalid JSON value: ") + e.what());
   }
   if (!j.is_object()) return Status::InvalidArgument("expected a JSON object");
   struct Field {
