@@ -40,12 +40,6 @@ class EmulatedDeviceMemory final : public DeviceMemory {
     if (n > 0) std::memcpy(dst, src, n);
     return Status::Ok();
   }
-  Status CopyBatchAsync(const DeviceCopy* ops, size_t n, GpuStream) override {
-    for (size_t i = 0; i < n; ++i) {
-      if (ops[i].n > 0) std::memcpy(ops[i].dst, ops[i].src, ops[i].n);
-    }
-    return Status::Ok();
-  }
   StatusOr<std::unique_ptr<DeviceEvent>> Record(GpuStream) override {
     return std::unique_ptr<DeviceEvent>(new DoneEvent());
   }
@@ -76,6 +70,13 @@ std::unique_ptr<DeviceMemory> OpenDeviceMemory(bool force_emulated) {
 #else
   return OpenEmulatedDeviceMemory("built without CUDA");
 #endif
+}
+
+Status DeviceMemory::CopyBatchAsync(const DeviceCopy* ops, size_t n, GpuStream stream) {
+  for (size_t i = 0; i < n; ++i) {
+    KVT_RETURN_IF_ERROR(CopyAsync(ops[i].dst, ops[i].src, ops[i].n, stream));
+  }
+  return Status::Ok();
 }
 
 StatusOr<DeviceRegion> DeviceRegion::Allocate(DeviceMemory* mem, size_t bytes) {

@@ -66,8 +66,9 @@ class DeviceMemory {
   // cudaMemcpyBatchAsync (CUDA 13): small copies (one layer of many blocks: 64 KiB each) are
   // bound by the cost of each call, not by the link. Copies within one batch may run in any
   // order; the batch as a whole is ordered in the stream. Falls back to one call per copy where
-  // batching is refused (for example on the legacy default stream).
-  virtual Status CopyBatchAsync(const DeviceCopy* ops, size_t n, GpuStream stream) = 0;
+  // batching is refused (for example on the legacy default stream). The default is one
+  // CopyAsync per copy.
+  virtual Status CopyBatchAsync(const DeviceCopy* ops, size_t n, GpuStream stream);
   // An event recorded on `stream` after everything enqueued so far.
   virtual StatusOr<std::unique_ptr<DeviceEvent>> Record(GpuStream stream) = 0;
   // Records a caller-owned cudaEvent_t on `stream` (emulated: nothing to record; the work is done).

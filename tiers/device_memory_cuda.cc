@@ -82,12 +82,7 @@ class CudaDeviceMemory final : public DeviceMemory {
       batch_ok_.store(false, std::memory_order_relaxed);
     }
 #endif
-    for (size_t i = 0; i < n; ++i) {
-      KVT_RETURN_IF_ERROR(FromCuda(
-          cudaMemcpyAsync(ops[i].dst, ops[i].src, ops[i].n, cudaMemcpyDefault, S(stream)),
-          "cudaMemcpyAsync"));
-    }
-    return Status::Ok();
+    return DeviceMemory::CopyBatchAsync(ops, n, stream);
   }
   StatusOr<std::unique_ptr<DeviceEvent>> Record(GpuStream stream) override {
     cudaSetDevice(device_);
