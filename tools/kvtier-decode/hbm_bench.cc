@@ -18,7 +18,7 @@
 
 #include "src/store.h"
 #include "tests/core/test_util.h"
-#include "tiers/pinned_buffer.h"
+#include "tiers/host/pinned_buffer.h"
 
 namespace kvt {
 namespace {
