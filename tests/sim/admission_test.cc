@@ -1,4 +1,4 @@
-// tiers/admission: the NVMe admission policies shared by the store and kvtier-sim.
+// tiers/policy/admission: the NVMe admission policies shared by the store and kvtier-sim.
 #include "tiers/policy/admission.h"
 
 #include <gtest/gtest.h>

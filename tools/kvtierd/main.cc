@@ -29,7 +29,7 @@ int Usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "kvtierd: %s\n", why.c_str());
   std::fprintf(stderr,
                "usage: kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE]\n"
-               "               [--tenants FILE] (per-tenant credentials, JSON: src/credentials.h)\n"
+               "               [--tenants FILE] (per-tenant credentials, JSON: tools/kvtierd/credentials.h)\n"
                "               [--tls-cert PEM --tls-key PEM --tls-ca PEM] [--insecure-plaintext]\n"
                "               [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE]\n"
                "               [--max-connections N] [--idle-timeout-ms N] [--frame-timeout-ms N]\n"

@@ -1,4 +1,4 @@
-#include "src/server_session.h"
+#include "tools/kvtierd/server_session.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "src/credentials.h"
+#include "tools/kvtierd/credentials.h"
 
 #include <fstream>
 #include <sstream>

@@ -28,7 +28,7 @@
 
 #include "io/wire_auth.h"
 #include "io/wire_format.h"
-#include "src/credentials.h"
+#include "tools/kvtierd/credentials.h"
 #include "src/store.h"
 
 namespace kvt {
