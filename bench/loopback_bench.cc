@@ -1,4 +1,4 @@
-#include "tools/kvtierd/loopback_bench.h"
+#include "bench/loopback_bench.h"
 
 #include <chrono>
 #include <cstring>
