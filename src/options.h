@@ -24,7 +24,7 @@ struct Options {
   std::string auth_secret;
   std::string remote_write = "write_through";  // write_through | off; used when remote is set
   uint32_t io_depth = 64;
-  uint64_t host_slab_bytes = 16ull << 20;
+  uint64_t host_slab_bytes = 0;  // 0: auto (see HostSlabBytes)
   bool host_mlock = true;
   bool verify_host_reads = false;
   uint64_t nvme_segment_bytes = 64ull << 20;
@@ -36,6 +36,10 @@ struct Options {
   Status Set(std::string_view name, std::string_view value);
   // "name = value" lines; '#' comments and blank lines ignored. All or nothing.
   Status LoadFile(const std::string& path);
+  // The host pool's slab size: host_slab_bytes when set, else (auto) 16 MiB, or a quarter of
+  // host_bytes rounded down to 4 KiB (at least 4 KiB) when that is smaller, so that small host
+  // budgets (1, 2, 8 MiB) open with a few slabs instead of failing.
+  uint64_t HostSlabBytes() const;
   // Checks the combination (called by open).
   Status Validate() const;
   // Every option name Set accepts, for help texts.

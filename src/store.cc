@@ -64,7 +64,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
   KVT_RETURN_IF_ERROR(s->OpenDirectory());
   HostTierOptions ho;
   ho.budget_bytes = o.host_bytes;
-  ho.slab_bytes = o.host_slab_bytes;
+  ho.slab_bytes = o.HostSlabBytes();
   ho.try_lock = o.host_mlock;
   ho.policy = o.host_policy;
   ho.verify_reads = o.verify_host_reads;

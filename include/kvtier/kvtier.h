@@ -102,9 +102,12 @@ KVT_API void kvt_options_destroy(kvt_options* o);
 
 /* Sets one option by name. Names and values (defaults in brackets):
  *   dir            directory for the NVMe tier and the lock file ["./kvtier-data"]
- *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]
- *   hbm_bytes      HBM tier budget ["0": no HBM tier]
- *   nvme_bytes     NVMe tier budget ["0": no NVMe tier]
+ *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]; at least 4KiB and at least one
+ *                  slab; every namespace's block must fit in it (else kvt_namespace_open fails)
+ *   hbm_bytes      HBM tier budget ["0": no HBM tier]; at least 256 bytes, and a block placed there
+ *                  must fit in it (else that prefetch or save fails with KVT_NO_SPACE)
+ *   nvme_bytes     NVMe tier budget ["0": no NVMe tier]; at least two segments
+ *                  (2 x nvme_segment_bytes), rounded down to a whole number of segments
  *   host_policy    "lru" | "s3fifo" | "chain_lru" ["lru"]
  *   write_policy   "write_through" | "write_back" ["write_back"]
  *   hash_secret    hex string (even length, up to 128 bytes) for keyed block hashing [""]
@@ -113,7 +116,10 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   remote_write   "write_through" | "off" ["write_through"]: with remote set, a put is also sent
  *                  to the block's owning node (and a namespace drop to every node)
  *   io_depth       io_uring queue depth, 1..4096 ["64"]
- *   host_slab_bytes  size of one host-pool slab, 4KiB-aligned ["16MiB"]
+ *   host_slab_bytes  size of one host-pool slab, a positive multiple of 4KiB, at most host_bytes, or
+ *                  "auto" ["auto": 16MiB, or host_bytes/4 rounded down to 4KiB when that is
+ *                  smaller, so that 1, 2 or 8 MiB host budgets open]; host_bytes is rounded down
+ *                  to a whole number of slabs; a block larger than a slab spans several
  *   host_mlock     "true" | "false": lock the host pool in RAM where allowed ["true"]
  *   verify_host_reads  "true" | "false": verify checksums on host-tier reads too ["false"]
  *   nvme_segment_bytes NVMe segment size, the unit of reclamation (>= 1MiB, 4KiB-aligned) ["64MiB"]
