@@ -232,10 +232,10 @@ Status GpuCache::LoadOnDevice(std::span<const Hash128> keys, std::span<const int
   // Everything below is enqueued on the caller's stream; the first failure stops enqueuing, and
   // the job is still released only after the stream has run what was enqueued.
   st = dev_->CopyAsync(base, job->ids.data(), job->ids.size() * sizeof(int32_t), stream);
+  std::vector<DeviceCopy> ops(nh);
   for (int32_t l = 0; l < layout_.geo.layers && st.ok(); ++l) {
-    for (size_t j = 0; j < nh && st.ok(); ++j) {
-      st = dev_->CopyAsync(stage + j * bb + l * lb, job->host[j].data + l * lb, lb, stream);
-    }
+    for (size_t j = 0; j < nh; ++j) ops[j] = {stage + j * bb + l * lb, job->host[j].data + l * lb, lb};
+    if (st.ok() && nh > 0) st = dev_->CopyBatchAsync(ops.data(), nh, stream);
     if (st.ok() && nh > 0) {
       st = ScatterBlocksGpu(PayloadSlots{stage, bb, nullptr}, layout_, d_host_ids,
                             static_cast<int64_t>(nh), LayerRange::One(l), stream);

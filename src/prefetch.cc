@@ -247,14 +247,21 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
     if (hook_) hook_(marked);
     ++marked;
   };
+  // Each layer's copies go out as one batch followed by one event. With real copies (a GPU) every
+  // layer is enqueued before any is marked: enqueueing is cheap, and a stream-side waiter
+  // (WaitLayerEvent) gets every layer's event at once. Emulated copies are synchronous, so each
+  // layer is marked as soon as it is copied, which keeps the CPU pipeline layer by layer.
+  const bool sync_copies = dev->emulated();
+  std::vector<DeviceCopy> ops;
+  ops.reserve(n);
   Status st;
   for (uint32_t l = 0; l < layers && st.ok() && !job.Cancelled(); ++l) {
-    uint64_t moved = 0;
-    for (size_t i = 0; i < n && st.ok(); ++i) {
+    ops.clear();
+    for (size_t i = 0; i < n; ++i) {
       if (job.hbm_state[i] != Job::kReserved) continue;
-      st = dev->CopyAsync(job.hbm[i].data + l * lb, job.host[i].data + l * lb, lb, stream);
-      moved += lb;
+      ops.push_back({job.hbm[i].data + l * lb, job.host[i].data + l * lb, lb});
     }
+    st = dev->CopyBatchAsync(ops.data(), ops.size(), stream);
     if (!st.ok()) break;
     auto ev = dev->Record(stream);
     if (!ev.ok()) {
@@ -263,8 +270,11 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
     }
     events.push_back(std::move(ev).value());
     job.state->SetLayerEvent(l, events.back()->native());
-    Add(c_.bytes_host_to_hbm, moved);
-    while (marked < events.size() && marked + 1 < layers && events[marked]->Ready()) mark();
+    Add(c_.bytes_host_to_hbm, lb * ops.size());
+    while (sync_copies && marked < events.size() && marked + 1 < layers &&
+           events[marked]->Ready()) {
+      mark();
+    }
   }
   // Copies in flight must land before their slots can be given up or published: wait for all.
   for (uint32_t m = marked; m < events.size(); ++m) {

@@ -38,6 +38,13 @@ class DeviceEvent {
   virtual void* native() const = 0;
 };
 
+// One copy of a batch (see DeviceMemory::CopyBatchAsync).
+struct DeviceCopy {
+  void* dst;
+  const void* src;
+  size_t n;
+};
+
 class DeviceMemory {
  public:
   virtual ~DeviceMemory() = default;
@@ -55,6 +62,12 @@ class DeviceMemory {
   // Enqueues a copy of n bytes on `stream` (nullptr: the legacy default stream). A CUDA copy from
   // memory that is not page-locked is synchronous; the host tier's memory is page-locked.
   virtual Status CopyAsync(void* dst, const void* src, size_t n, GpuStream stream) = 0;
+  // Enqueues every copy of ops[0..n) on `stream`, in one driver call where the runtime has
+  // cudaMemcpyBatchAsync (CUDA 13): small copies (one layer of many blocks: 64 KiB each) are
+  // bound by the cost of each call, not by the link. Copies within one batch may run in any
+  // order; the batch as a whole is ordered in the stream. Falls back to one call per copy where
+  // batching is refused (for example on the legacy default stream).
+  virtual Status CopyBatchAsync(const DeviceCopy* ops, size_t n, GpuStream stream) = 0;
   // An event recorded on `stream` after everything enqueued so far.
   virtual StatusOr<std::unique_ptr<DeviceEvent>> Record(GpuStream stream) = 0;
   // Records a caller-owned cudaEvent_t on `stream` (emulated: nothing to record; the work is done).

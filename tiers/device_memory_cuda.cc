@@ -2,6 +2,9 @@
 // (no kernels), compiled only with KVT_WITH_CUDA.
 #include <cuda_runtime_api.h>
 
+#include <atomic>
+#include <vector>
+
 #include "tiers/device_memory.h"
 
 namespace kvt {
@@ -56,6 +59,36 @@ class CudaDeviceMemory final : public DeviceMemory {
     cudaSetDevice(device_);
     return FromCuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, S(stream)), "cudaMemcpyAsync");
   }
+  Status CopyBatchAsync(const DeviceCopy* ops, size_t n, GpuStream stream) override {
+    cudaSetDevice(device_);
+#if CUDART_VERSION >= 13000
+    if (n > 1 && stream != nullptr && batch_ok_.load(std::memory_order_relaxed)) {
+      std::vector<void*> dsts(n);
+      std::vector<const void*> srcs(n);
+      std::vector<size_t> sizes(n);
+      for (size_t i = 0; i < n; ++i) {
+        dsts[i] = ops[i].dst;
+        srcs[i] = ops[i].src;
+        sizes[i] = ops[i].n;
+      }
+      cudaMemcpyAttributes attr{};
+      attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;  // sources are ready in stream order
+      size_t attr_idx = 0;
+      const cudaError_t e = cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n, &attr,
+                                                 &attr_idx, 1, S(stream));
+      if (e == cudaSuccess) return Status::Ok();
+      // Refused (an old driver, a kind of memory it does not batch): one call per copy from now on.
+      cudaGetLastError();
+      batch_ok_.store(false, std::memory_order_relaxed);
+    }
+#endif
+    for (size_t i = 0; i < n; ++i) {
+      KVT_RETURN_IF_ERROR(FromCuda(
+          cudaMemcpyAsync(ops[i].dst, ops[i].src, ops[i].n, cudaMemcpyDefault, S(stream)),
+          "cudaMemcpyAsync"));
+    }
+    return Status::Ok();
+  }
   StatusOr<std::unique_ptr<DeviceEvent>> Record(GpuStream stream) override {
     cudaSetDevice(device_);
     cudaEvent_t e;
@@ -103,6 +136,7 @@ class CudaDeviceMemory final : public DeviceMemory {
   const int device_;
   cudaStream_t copy_;
   const std::string desc_;
+  std::atomic<bool> batch_ok_{true};  // cudaMemcpyBatchAsync accepted so far
 };
 
 }  // namespace
