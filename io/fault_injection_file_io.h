@@ -75,6 +75,7 @@ class FaultInjectionFileIo final : public FileIo {
   FaultInjectionFileIo(std::unique_ptr<FileIo> base, std::shared_ptr<FaultController> ctl)
       : base_(std::move(base)), ctl_(std::move(ctl)) {}
 
+  using FileIo::Execute;
   Status Execute(std::span<IoRequest> reqs) override;
   Status Fsync(int fd) override;
   Status Fdatasync(int fd) override;

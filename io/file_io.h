@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,6 +70,18 @@ class FileIo {
   // Runs every request. Returns OK when all succeeded, else the first failed request's status;
   // each request's own outcome is in its `result`.
   virtual Status Execute(std::span<IoRequest> reqs) = 0;
+  // The same, calling `done(i)` once for each request i as soon as its outcome is final, on the
+  // calling thread, from inside Execute: work on a finished request (verifying a checksum)
+  // overlaps the transfers still in flight. The default calls it after the batch (for
+  // implementations that run requests one at a time anyway).
+  using Completion = std::function<void(size_t index)>;
+  virtual Status Execute(std::span<IoRequest> reqs, const Completion& done) {
+    Status s = Execute(reqs);
+    if (done) {
+      for (size_t i = 0; i < reqs.size(); ++i) done(i);
+    }
+    return s;
+  }
 
   virtual Status Fsync(int fd) = 0;
   virtual Status Fdatasync(int fd) = 0;

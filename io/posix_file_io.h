@@ -11,6 +11,7 @@ namespace kvt {
 
 class PosixFileIo final : public FileIo {
  public:
+  using FileIo::Execute;
   Status Execute(std::span<IoRequest> reqs) override;
   Status Fsync(int fd) override;
   Status Fdatasync(int fd) override;

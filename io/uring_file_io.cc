@@ -96,19 +96,19 @@ bool UringFileIo::SubmitPending(std::span<IoRequest> reqs) {
   return true;
 }
 
-void UringFileIo::Complete(std::span<IoRequest> reqs, const io_uring_cqe* cqe) {
+bool UringFileIo::Complete(std::span<IoRequest> reqs, const io_uring_cqe* cqe) {
   auto idx = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
   IoRequest& r = reqs[idx];
   int res = cqe->res;
   if (res == -EAGAIN || res == -EINTR) {
     if (++retries_[idx] <= kMaxRetries) {
       fifo_.push_back(idx);
-      return;
+      return false;
     }
   }
   if (res < 0) {
     r.result = IoErrorStatus(r.op, r.fd, r.offset + r.bytes_done, r.len - r.bytes_done, -res);
-    return;
+    return true;
   }
   if (res == 0) {
     if (r.op == IoOp::kRead) {
@@ -119,30 +119,44 @@ void UringFileIo::Complete(std::span<IoRequest> reqs, const io_uring_cqe* cqe) {
                           std::to_string(r.bytes_done) + " of " + std::to_string(r.len) + " bytes");
     } else if (++retries_[idx] <= kMaxRetries) {
       fifo_.push_back(idx);  // a write that made no progress: try again, bounded
+      return false;
     } else {
       r.result = IoErrorStatus(r.op, r.fd, r.offset + r.bytes_done, r.len - r.bytes_done, EIO);
     }
-    return;
+    return true;
   }
   r.bytes_done += static_cast<size_t>(res);
-  if (r.bytes_done < r.len) fifo_.push_back(idx);  // short transfer: advance and resubmit
+  if (r.bytes_done < r.len) {
+    fifo_.push_back(idx);  // short transfer: advance and resubmit
+    return false;
+  }
+  return true;
 }
 
-Status UringFileIo::Execute(std::span<IoRequest> reqs) {
+Status UringFileIo::Execute(std::span<IoRequest> reqs, const Completion& done) {
   if (broken_) return Status::Internal("io_uring ring is broken after an earlier ring error");
   fifo_.clear();
   fifo_head_ = 0;
   retries_.assign(reqs.size(), 0);
+  finished_.assign(reqs.size(), 0);
+  auto finish = [&](size_t i) {
+    finished_[i] = 1;
+    if (done) done(i);
+  };
   for (size_t i = 0; i < reqs.size(); ++i) {
     IoRequest& r = reqs[i];
     r.result = Status::Ok();
     r.bytes_done = 0;
     r.hit_eof = false;
-    if (r.len == 0) continue;
+    if (r.len == 0) {
+      finish(i);
+      continue;
+    }
     if (r.buf == nullptr || r.fd < 0 || r.len > (1u << 30)) {
       r.result =
           Status::InvalidArgument(std::string(IoOpName(r.op)) + ": bad request (fd " +
                                   std::to_string(r.fd) + ", len " + std::to_string(r.len) + ")");
+      finish(i);
       continue;
     }
     fifo_.push_back(static_cast<uint32_t>(i));
@@ -158,18 +172,29 @@ Status UringFileIo::Execute(std::span<IoRequest> reqs) {
       break;
     }
     do {
-      Complete(reqs, cqe);
+      auto idx = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+      bool final = Complete(reqs, cqe);
       io_uring_cqe_seen(&ring_, cqe);
       --inflight_;
+      if (final) {
+        // Refill the ring before the caller's work on this request, so the device stays busy.
+        if (done && !SubmitPending(reqs)) {
+          finish(idx);
+          break;
+        }
+        finish(idx);
+      }
     } while (io_uring_peek_cqe(&ring_, &cqe) == 0);
   }
   if (broken_) {
     Drain();
-    for (IoRequest& r : reqs) {
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      IoRequest& r = reqs[i];
       if (r.result.ok() && r.bytes_done < r.len) {
         r.result = Status::Internal(std::string(IoOpName(r.op)) + " " + DescribeFd(r.fd) +
                                     ": io_uring ring failed");
       }
+      if (!finished_[i]) finish(i);
     }
   }
   for (IoRequest& r : reqs) {

@@ -9,6 +9,7 @@
 //              transfer advances the request (buffer, offset, remaining) and goes back to the FIFO.
 //              A read returning 0 is end of file. Any other error becomes the request's Status.
 //   repeat   - until the FIFO is empty and nothing is in flight.
+// A request whose outcome is final is reported to the Completion at once (while others fly).
 // Execute never returns while the kernel may still touch a caller's buffer. If the ring itself
 // fails (a submit or wait error other than EINTR/EAGAIN/EBUSY), the instance is marked broken,
 // in-flight requests are drained, and every later call fails with Internal.
@@ -34,7 +35,8 @@ class UringFileIo final : public FileIo {
   UringFileIo(const UringFileIo&) = delete;
   UringFileIo& operator=(const UringFileIo&) = delete;
 
-  Status Execute(std::span<IoRequest> reqs) override;
+  Status Execute(std::span<IoRequest> reqs) override { return Execute(reqs, nullptr); }
+  Status Execute(std::span<IoRequest> reqs, const Completion& done) override;
   Status Fsync(int fd) override;
   Status Fdatasync(int fd) override;
   Status Fallocate(int fd, uint64_t offset, uint64_t len) override;
@@ -46,7 +48,8 @@ class UringFileIo final : public FileIo {
   explicit UringFileIo(unsigned depth) : depth_(depth) {}
   // Fills free ring slots from the FIFO and submits. Returns false when the ring broke.
   bool SubmitPending(std::span<IoRequest> reqs);
-  void Complete(std::span<IoRequest> reqs, const io_uring_cqe* cqe);
+  // Returns true when the request's outcome is final (not resubmitted).
+  bool Complete(std::span<IoRequest> reqs, const io_uring_cqe* cqe);
   // Waits for everything submitted; used on the broken path and at teardown.
   void Drain();
 
@@ -60,6 +63,7 @@ class UringFileIo final : public FileIo {
   std::vector<uint32_t> fifo_;
   size_t fifo_head_ = 0;
   std::vector<uint16_t> retries_;
+  std::vector<uint8_t> finished_;  // reported to the Completion
 };
 
 }  // namespace kvt

@@ -23,33 +23,11 @@ constexpr int kFormatVersion = 1;
 constexpr const char* kFormatFile = "KVTIER_FORMAT";
 
 
-void NvmeStatsJson(const NvmeStats& n, nlohmann::json* out) {
+// Every NVMe counter through the tier's one visitor; the non-counter facts from Stats().
+void NvmeStatsJson(const NvmeTier& t, nlohmann::json* out) {
   auto& j = *out;
-  j["writes"] = n.writes;
-  j["write_failures"] = n.write_failures;
-  j["reads"] = n.reads;
-  j["hits"] = n.hits;
-  j["misses"] = n.misses;
-  j["bytes_in"] = n.bytes_in;
-  j["bytes_out"] = n.bytes_out;
-  j["device_bytes_written"] = n.bytes_written;
-  j["device_bytes_read"] = n.bytes_read;
-  j["checksum_failures"] = n.checksum_failures;
-  j["io_errors"] = n.io_errors;
-  j["no_space"] = n.no_space;
-  j["flushes"] = n.flushes;
-  j["flush_syncs"] = n.flush_syncs;
-  j["segments_reclaimed"] = n.segments_reclaimed;
-  j["evictions"] = n.blocks_evicted;
-  j["stale_swept"] = n.stale_swept;
-  j["reinsertions"] = n.reinsertions;
-  j["removals"] = n.removes;
-  j["entries"] = n.entries;
-  j["segments_total"] = n.segments_total;
-  j["segments_created"] = n.segments_created;
-  j["used_bytes"] = n.bytes_used;
-  j["capacity_bytes"] = n.budget_bytes;
-  j["index_bytes"] = n.index_bytes;
+  t.VisitCounters([&](std::string_view name, uint64_t v) { j[std::string(name)] = v; });
+  NvmeStats n = t.Stats();
   j["registered_buffers"] = n.registered_buffers;
   j["direct_io"] = n.direct_io;
   j["io_engine"] = n.io_engine;
@@ -496,7 +474,7 @@ std::string Store::StatsJson() const {
   st["peer_put_rejects"] = get(counters_.peer_put_rejects);
   host_->StatsJson(&j["tiers"]["host"]);
   HbmStatsJson(&j);
-  if (nvme_) NvmeStatsJson(nvme_->Stats(), &j["tiers"]["nvme"]);
+  if (nvme_) NvmeStatsJson(*nvme_, &j["tiers"]["nvme"]);
   if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
   return j.dump();
 }

@@ -49,6 +49,22 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Status::IoError(what + ": " + s.ToString());
 }
 
+constexpr size_t kMarkKeyBytes = 12;
+
+std::string MarkKey(uint32_t segment) {
+  std::string k(kMarkKeyBytes, '\xff');
+  for (int i = 0; i < 4; ++i) k[8 + i] = static_cast<char>((segment >> (8 * (3 - i))) & 0xff);
+  return k;
+}
+
+bool IsMarkKey(const rocksdb::Slice& k) {
+  if (k.size() != kMarkKeyBytes) return false;
+  for (size_t i = 0; i < 8; ++i) {
+    if (static_cast<uint8_t>(k[i]) != 0xff) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string EncodeIndexKey(uint64_t ns, const Hash128& key) {
@@ -138,6 +154,7 @@ Status NvmeIndex::Scan(const std::function<void(const NvmeEntry&, bool)>& fn) co
   ro.total_order_seek = true;  // every namespace, not one prefix
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (IsMarkKey(it->key())) continue;
     NvmeEntry e;
     bool ok = DecodeIndexKey(it->key(), &e.ns, &e.key) && DecodeLocation(it->value(), &e.loc);
     if (!ok) {
@@ -185,10 +202,27 @@ Status NvmeIndex::WriteDb(rocksdb::WriteBatch* b, const char* what) {
   return FromRocks(db_->Write(rocksdb::WriteOptions(), b), std::string(what) + " " + path_);
 }
 
-Status NvmeIndex::Put(std::span<const NvmeEntry> entries) {
+bool NvmeIndex::GetMark(uint32_t segment, Mark* out) const {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), MarkKey(segment), &v);
+  if (!s.ok() || v.size() != 16) return false;
+  out->segment = segment;
+  std::memcpy(&out->generation, v.data(), 8);
+  std::memcpy(&out->end, v.data() + 8, 8);
+  return true;
+}
+
+Status NvmeIndex::Put(std::span<const NvmeEntry> entries, std::span<const Mark> marks) {
   rocksdb::WriteBatch b;
   for (const NvmeEntry& e : entries) {
     rocksdb::Status s = b.Put(EncodeIndexKey(e.ns, e.key), EncodeLocation(e.loc));
+    if (!s.ok()) return FromRocks(s, "index put");
+  }
+  for (const Mark& m : marks) {
+    char v[16];
+    std::memcpy(v, &m.generation, 8);
+    std::memcpy(v + 8, &m.end, 8);
+    rocksdb::Status s = b.Put(MarkKey(m.segment), rocksdb::Slice(v, sizeof(v)));
     if (!s.ok()) return FromRocks(s, "index put");
   }
   KVT_RETURN_IF_ERROR(WriteDb(&b, "index put"));

@@ -4,6 +4,8 @@
 //
 // RocksDB key: namespace id (8 bytes, big-endian, the prefix extractor, so a namespace is one
 // contiguous range) + block key (16 bytes: lo then hi, big-endian). Value: EncodeLocation().
+// Replay marks (see Mark) are 12-byte keys: 8 bytes 0xff + the segment id (big-endian); Scan
+// skips them. (Dropping namespace 2^64-1 deletes them too: that only makes a replay longer.)
 //
 // Mutations write RocksDB first (WAL, not synced: Sync() does that), then the map, so the map
 // never holds an entry that RocksDB refused. Two threads mutating the same key at once may leave
@@ -76,7 +78,18 @@ class NvmeIndex {
   // Whether the entry is still at `where` and was read since it was put.
   bool IsHitAt(uint64_t ns, const Hash128& key, const NvmeLocation& where, bool* hit) const;
 
-  Status Put(std::span<const NvmeEntry> entries);
+  // A segment's replay mark: every record of `generation` below `end` is indexed (or was
+  // removed). Stored in the same RocksDB write as the entries it covers, so a crash keeps both or
+  // neither; at open, records past the mark are verified and indexed (NvmeTier::LoadIndex).
+  struct Mark {
+    uint32_t segment = 0;
+    uint64_t generation = 0;
+    uint64_t end = 0;
+  };
+  // Puts the entries and the marks in one RocksDB write (not synced).
+  Status Put(std::span<const NvmeEntry> entries, std::span<const Mark> marks = {});
+  // The stored mark of `segment`; false when there is none.
+  bool GetMark(uint32_t segment, Mark* out) const;
   // Puts `e` only if the key's entry is still at `expected` (reinsertion moves a block).
   Status PutIfAt(const NvmeEntry& e, const NvmeLocation& expected);
   // Deletes the entry if present. NotFound when absent.

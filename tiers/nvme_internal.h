@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/counter.h"
 #include "io/aligned_buffer.h"
 #include "io/file_io.h"
+#include "tiers/nvme_index.h"
 #include "tiers/nvme_tier.h"
 
 namespace kvt {
@@ -50,6 +52,9 @@ struct NvmeTier::Segment {
   NvmeSegmentInfo::State state = NvmeSegmentInfo::State::kAbsent;
   uint64_t write_offset = 0;
   uint32_t inflight = 0;  // reservations whose write + index put has not finished
+  // Their offsets: the replay mark of an index put stops below the lowest one that is not in
+  // the put (its record may be torn or unindexed), and Flush waits for those below its start.
+  std::set<uint64_t> pending;
   struct Ref {
     uint64_t ns;
     Hash128 key;
@@ -67,7 +72,32 @@ struct NvmeTier::Counters {
   std::atomic<uint64_t> reinsertions{0}, removes{0}, namespaces_dropped{0}, unaligned_copies{0};
   std::atomic<uint64_t> register_fallbacks{0}, compress_in{0}, compress_out{0};
   std::atomic<uint64_t> segments_created{0};
-  std::atomic<uint64_t> flushes{0}, flush_syncs{0};
+  std::atomic<uint64_t> flushes{0}, flush_syncs{0}, flush_waits{0}, index_syncs{0};
+  std::atomic<uint64_t> records_replayed{0}, replay_bytes_read{0};
+};
+
+// One record read of a batch (NvmeTier::ReadRecords).
+struct NvmeTier::ReadOp {
+  // --- in ---
+  NvmeEntry e;
+  uint8_t* dst = nullptr;
+  size_t dst_bytes = 0;
+  // --- plan ---
+  int fd = -1;
+  uint64_t gen_before = 0;    // segment generation before the read: a change means reclaimed
+  size_t hdr_off = 0;         // into ctx.headers
+  size_t stage_off = 0;       // into ctx.bounce
+  size_t direct_len = 0;      // payload bytes read straight into dst
+  size_t stage_len = 0;       // read into the stage: the tail block, or the whole payload
+  bool bounce = false;        // whole payload through the stage (unaligned dst, or compressed)
+  size_t first_req = 0;
+  uint32_t nreq = 0;
+  uint32_t pending = 0;       // requests not finished yet
+  // --- out ---
+  // Until verified, an op is a failure: only FinishRead makes it OK.
+  Verdict verdict = Verdict::kIoError;
+  Status status = Status::Internal("NVMe read did not complete");
+  BlockMeta meta;
 };
 
 // Borrows an IoContext from the tier's pool for the scope of one call.

@@ -89,6 +89,8 @@ NvmeTier::NvmeTier(NvmeOptions opts)
 NvmeTier::~NvmeTier() {
   if (!opts_.read_only && index_ != nullptr) {
     Status s = Flush();  // a clean close is a durable one
+    // ... and a checkpoint of the index, so the next open replays nothing.
+    if (s.ok()) s = index_->Sync();
     if (!s.ok()) KVT_LOG(kWarn, "NVMe tier close: flush failed: " + s.ToString());
   }
 }
@@ -259,6 +261,7 @@ Status NvmeTier::LoadIndex() {
                                " index entries named segments whose header is corrupt; dropped");
     }
   }
+  if (!opts_.read_only) KVT_RETURN_IF_ERROR(ReplaySegments(max_end));
   std::lock_guard<std::mutex> l(alloc_mu_);
   next_generation_ = max_gen + 1;
   std::vector<uint32_t> valid;
@@ -280,8 +283,8 @@ Status NvmeTier::LoadIndex() {
     sealed_.push_back(id);
   }
   if (!valid.empty() && !opts_.read_only) {
-    // The newest segment keeps being written after its last indexed record (anything after it
-    // was never indexed, so overwriting it loses nothing).
+    // The newest segment keeps being written after its last indexed or replayed record
+    // (anything after it neither verified nor was indexed, so overwriting it loses nothing).
     uint32_t newest = valid.back();
     sealed_.pop_back();
     segs_[newest]->state = NvmeSegmentInfo::State::kActive;

@@ -23,6 +23,7 @@ StatusOr<NvmeTier::Reservation> NvmeTier::Reserve(IoContext& ctx, uint64_t bytes
                       s.fd_raw.load()};
         s.write_offset += bytes;
         ++s.inflight;
+        s.pending.insert(r.offset);
         s.records.push_back({ns, key, r.offset});
         return r;
       }
@@ -48,9 +49,26 @@ StatusOr<NvmeTier::Reservation> NvmeTier::Reserve(IoContext& ctx, uint64_t bytes
   }
 }
 
-void NvmeTier::EndWrite(uint32_t segment) {
+void NvmeTier::EndWrite(uint32_t segment, uint64_t offset) {
   std::lock_guard<std::mutex> l(alloc_mu_);
-  if (--segs_[segment]->inflight == 0) alloc_cv_.notify_all();
+  Segment& s = *segs_[segment];
+  --s.inflight;
+  s.pending.erase(offset);
+  alloc_cv_.notify_all();  // reclaim waits for inflight == 0, Flush for the pending below it
+}
+
+NvmeIndex::Mark NvmeTier::MarkFor(uint32_t segment, uint64_t generation,
+                                  std::span<const uint64_t> own) {
+  std::lock_guard<std::mutex> l(alloc_mu_);
+  Segment& s = *segs_[segment];
+  NvmeIndex::Mark m{segment, generation, s.write_offset};
+  for (uint64_t off : s.pending) {
+    if (std::find(own.begin(), own.end(), off) == own.end()) {
+      m.end = off;
+      break;
+    }
+  }
+  return m;
 }
 
 Status NvmeTier::OpenNextSegmentLocked(IoContext& ctx, std::unique_lock<std::mutex>& lock) {
@@ -234,7 +252,10 @@ Status NvmeTier::ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std
   s.writes_done.fetch_add(1);
   for (size_t i = 0; i < moved.size(); ++i) {
     Add(c_->bytes_written, reqs[i].bytes_done);
-    if (!reqs[i].result.ok()) continue;  // the old entry is stale now: a miss, swept lazily
+    if (!reqs[i].result.ok()) {
+      index_sync_needed_ = true;  // a hole in the log (see Flush)
+      continue;                   // the old entry is stale now: a miss, swept lazily
+    }
     if (index_->PutIfAt(moved[i], from[i].loc).ok()) Add(c_->reinsertions);
   }
   return Status::Ok();

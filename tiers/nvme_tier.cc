@@ -65,12 +65,49 @@ void NvmeTier::PrepareContext(IoContext& ctx) {
 void NvmeTier::RegisterBuffers(std::span<const iovec> bufs) {
   {
     std::lock_guard<std::mutex> l(pool_mu_);
-    registered_.assign(bufs.begin(), bufs.end());
-    std::sort(registered_.begin(), registered_.end(),
-              [](const iovec& a, const iovec& b) { return a.iov_base < b.iov_base; });
-    ++registered_version_;
+    host_regions_.assign(bufs.begin(), bufs.end());
+    RebuildRegistrationLocked();
   }
   IoLease lease(this);  // registers one context now, so the outcome is in the log and stats
+}
+
+StatusOr<uint64_t> NvmeTier::RegisterRegion(void* base, size_t bytes) {
+  if (base == nullptr || bytes == 0) {
+    return Status::InvalidArgument("NVMe register region: null or empty region");
+  }
+  uint64_t handle;
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    handle = next_region_++;
+    caller_regions_[handle] = iovec{base, bytes};
+    RebuildRegistrationLocked();
+  }
+  IoLease lease(this);
+  return handle;
+}
+
+void NvmeTier::UnregisterRegion(uint64_t handle) {
+  std::lock_guard<std::mutex> l(pool_mu_);
+  if (caller_regions_.erase(handle) > 0) RebuildRegistrationLocked();
+  // Idle contexts keep the old registration (pages stay pinned, never used for I/O) until their
+  // next lease re-registers; a context only does fixed I/O into regions of its current set.
+}
+
+void NvmeTier::RebuildRegistrationLocked() {
+  // io_uring takes at most 1 GiB per registered buffer: larger regions go in pieces.
+  constexpr size_t kMaxPiece = size_t{1} << 30;
+  registered_.clear();
+  auto add = [&](const iovec& v) {
+    auto* p = static_cast<uint8_t*>(v.iov_base);
+    for (size_t off = 0; off < v.iov_len; off += kMaxPiece) {
+      registered_.push_back(iovec{p + off, std::min(kMaxPiece, v.iov_len - off)});
+    }
+  };
+  for (const iovec& v : host_regions_) add(v);
+  for (const auto& [h, v] : caller_regions_) add(v);
+  std::sort(registered_.begin(), registered_.end(),
+            [](const iovec& a, const iovec& b) { return a.iov_base < b.iov_base; });
+  ++registered_version_;
 }
 
 int NvmeTier::FixedIndex(const IoContext& ctx, const void* p, size_t len) const {
@@ -263,6 +300,7 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
     Add(c_->bytes_written, hr.bytes_done + pr.bytes_done);
     if (!hr.result.ok() || !pr.result.ok()) {
       p.status = !hr.result.ok() ? hr.result : pr.result;
+      index_sync_needed_ = true;  // a hole in the log (see Flush)
       continue;
     }
     segs_[p.where.segment]->writes_done.fetch_add(1);
@@ -283,12 +321,26 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
     entries.push_back(e);
     written.push_back(&p);
   }
-  // The payloads are on the device: only now may the index point at them.
-  Status put = index_->Put(entries);
+  // The payloads are on the device: only now may the index point at them. The same RocksDB
+  // write carries each touched segment's replay mark (see NvmeIndex::Mark).
+  std::vector<NvmeIndex::Mark> marks;
+  std::vector<uint64_t> own;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Reservation& w = group[i]->where;
+    bool seen = false;
+    for (const NvmeIndex::Mark& m : marks) seen = seen || m.segment == w.segment;
+    if (seen) continue;
+    own.clear();
+    for (Prepared* p : group) {
+      if (p->where.segment == w.segment) own.push_back(p->where.offset);
+    }
+    marks.push_back(MarkFor(w.segment, w.generation, own));
+  }
+  Status put = index_->Put(entries, marks);
   if (!put.ok()) {
     for (Prepared* p : written) p->status = put;
   }
-  for (Prepared* p : group) EndWrite(p->where.segment);
+  for (Prepared* p : group) EndWrite(p->where.segment, p->where.offset);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,53 +363,6 @@ bool NvmeTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const {
   return true;
 }
 
-Status NvmeTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes,
-                      BlockMeta* out) {
-  Add(c_->reads);
-  NvmeEntry e;
-  e.ns = ns;
-  e.key = key;
-  if (!index_->Find(ns, key, &e.loc, /*mark_hit=*/true)) {
-    Add(c_->misses);
-    return Status::NotFound("not in the NVMe tier");
-  }
-  if (segs_[e.loc.segment]->generation.load() != e.loc.generation) {
-    // Its segment was reclaimed: stale. Swept here, lazily.
-    if (!opts_.read_only) {
-      auto n = index_->EraseIfAt({&e, 1});
-      if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
-    }
-    Add(c_->misses);
-    return Status::NotFound("NVMe entry is stale (segment reclaimed)");
-  }
-  if (dst == nullptr || dst_bytes < e.loc.payload_bytes) {
-    return Status::InvalidArgument("NVMe read: buffer of " + std::to_string(dst_bytes) +
-                                   " bytes for a " + std::to_string(e.loc.payload_bytes) +
-                                   "-byte block");
-  }
-  IoLease ctx(this);
-  Verdict v = Verdict::kOk;
-  Status s = ReadRecord(*ctx, e, dst, dst_bytes, out, &v);
-  switch (v) {
-    case Verdict::kOk:
-      Add(c_->hits);
-      Add(c_->bytes_out, e.loc.payload_bytes);
-      return Status::Ok();
-    case Verdict::kIoError:
-      Add(c_->io_errors);
-      // Whatever errno the device gave, a failed read is an I/O error (never "no space").
-      return s.code() == Code::kIoError ? s : Status::IoError(s.ToString());
-    case Verdict::kCorrupt:
-      DropCorrupt(e, s);
-      Add(c_->misses);
-      return Status::NotFound("NVMe record failed verification, dropped: " + s.message());
-    case Verdict::kStale:
-      Add(c_->misses);
-      return Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
-  }
-  return s;
-}
-
 void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
   Add(c_->checksum_failures);
   KVT_LOG(kInfo, "NVMe tier: dropping corrupt record in " + SegmentFileName(e.loc.segment) +
@@ -365,77 +370,6 @@ void NvmeTier::DropCorrupt(const NvmeEntry& e, const Status& why) {
   if (opts_.read_only) return;
   auto n = index_->EraseIfAt({&e, 1});
   (void)n;
-}
-
-Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_t dst_bytes,
-                            BlockMeta* out, Verdict* verdict) {
-  Segment& seg = *segs_[e.loc.segment];
-  const uint64_t gen_before = seg.generation.load();
-  auto fail = [&](Verdict v, Status s) {
-    // A mismatch seen while the segment was being reclaimed is the race, not corruption.
-    *verdict =
-        (v == Verdict::kCorrupt && seg.generation.load() != gen_before) ? Verdict::kStale : v;
-    return s;
-  };
-  int fd = seg.fd_raw.load();
-  if (fd < 0) return fail(Verdict::kCorrupt, Status::Corruption("segment file missing"));
-  const size_t read_len = AlignUp(e.loc.stored_bytes, kNvmeAlign);
-  const bool direct = e.loc.codec == Codec::kNone && dst_bytes >= read_len &&
-                      (IsAligned(dst) || !direct_io_.load());
-  uint8_t* hdr = ctx.Headers(1);
-  uint8_t* target = direct ? static_cast<uint8_t*>(dst) : ctx.Bounce(read_len);
-  if (hdr == nullptr || target == nullptr) {
-    return fail(Verdict::kIoError, Status::Internal("out of memory for read buffers"));
-  }
-  ctx.reqs.clear();
-  ctx.reqs.push_back(IoRequest::Read(fd, hdr, kRecordHeaderBytes, e.loc.offset));
-  ctx.reqs.push_back(IoRequest::Read(fd, target, read_len, e.loc.offset + kRecordHeaderBytes,
-                                     FixedIndex(ctx, target, read_len)));
-  Status io = ctx.io->Execute(ctx.reqs);
-  Add(c_->bytes_read, ctx.reqs[0].bytes_done + ctx.reqs[1].bytes_done);
-  if (!io.ok()) {
-    bool eof = ctx.reqs[0].hit_eof || ctx.reqs[1].hit_eof;
-    // End of file inside a fallocate'd segment means the file was truncated: the record is gone.
-    return fail(eof ? Verdict::kCorrupt : Verdict::kIoError, io);
-  }
-  RecordHeader h;
-  Status hs = DecodeRecordHeader(hdr, &h);
-  if (!hs.ok()) return fail(Verdict::kCorrupt, hs);
-  if (h.generation != e.loc.generation) {
-    return fail(Verdict::kCorrupt,
-                Status::Corruption("record generation " + std::to_string(h.generation) +
-                                   ", index says " + std::to_string(e.loc.generation)));
-  }
-  if (h.ns != e.ns || !(h.key == e.key)) {
-    return fail(Verdict::kCorrupt, Status::Corruption("record holds another namespace or key"));
-  }
-  if (h.stored_bytes != e.loc.stored_bytes || h.payload_bytes != e.loc.payload_bytes ||
-      h.codec != static_cast<uint8_t>(e.loc.codec) || h.payload_checksum != e.loc.checksum) {
-    return fail(Verdict::kCorrupt, Status::Corruption("record header disagrees with the index"));
-  }
-  if (Checksum64(target, h.stored_bytes) != h.stored_checksum) {
-    return fail(Verdict::kCorrupt, Status::Corruption("payload checksum mismatch"));
-  }
-  if (h.codec == static_cast<uint8_t>(Codec::kZstd)) {
-    Status ds = ZstdShuffleDecompress(target, h.stored_bytes, dst, h.payload_bytes);
-    if (!ds.ok()) return fail(Verdict::kCorrupt, ds);
-    if (Checksum64(dst, h.payload_bytes) != h.payload_checksum) {
-      return fail(Verdict::kCorrupt, Status::Corruption("decompressed payload checksum mismatch"));
-    }
-  } else if (!direct) {
-    std::memcpy(dst, target, h.payload_bytes);
-  }
-  if (out != nullptr) {
-    out->ns = h.ns;
-    out->key = h.key;
-    out->parent = h.parent;
-    out->tokens_digest = h.tokens_digest;
-    out->has_tokens = (h.flags & kRecordHasTokens) != 0;
-    out->payload_bytes = h.payload_bytes;
-    out->checksum = h.payload_checksum;
-  }
-  *verdict = Verdict::kOk;
-  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,6 +386,10 @@ Status NvmeTier::DropNamespace(uint64_t ns) {
   if (opts_.read_only) return Status::PermissionDenied("NVMe tier opened read-only");
   KVT_ASSIGN_OR_RETURN(uint64_t n, index_->EraseNamespace(ns));
   (void)n;
+  // Durable now: a replay at open must not bring the namespace's records back. (Rare, so one
+  // index sync here is cheap.)
+  Add(c_->index_syncs);
+  KVT_RETURN_IF_ERROR(index_->Sync());
   Add(c_->namespaces_dropped);
   return Status::Ok();
 }
@@ -461,14 +399,26 @@ Status NvmeTier::DropNamespace(uint64_t ns) {
 // so no caller returns before a sync that started after its own writes has completed, and
 // concurrent callers sync concurrently (the device overlaps their flushes; one sync at a time
 // halved durable throughput here).
+// The index is not synced: a crash loses at most index puts whose records a replay at open finds
+// again (see "Durability" in nvme_tier.h). Before syncing, Flush waits for writes reserved before
+// it in each segment: a replay stops at the first record that does not verify, so a record still
+// in flight below an acknowledged one must not be left torn.
 Status NvmeTier::Flush() {
   if (opts_.read_only) return Status::Ok();
   Add(c_->flushes);
-  // The index WAL syncs on its own thread, concurrently with the segments: the two device
-  // flushes overlap instead of queueing one behind the other. Their order does not matter, since
-  // an entry whose record did not reach the disk fails verification and reads as a miss.
-  Status idx;
-  std::thread index_sync([&] { idx = index_->Sync(); });
+  {
+    std::unique_lock<std::mutex> lock(alloc_mu_);
+    for (const auto& sp : segs_) {
+      Segment* s = sp.get();
+      if (s->pending.empty()) continue;
+      const uint64_t end = s->write_offset;
+      const uint64_t gen = s->generation.load();
+      Add(c_->flush_waits);
+      alloc_cv_.wait(lock, [&] {
+        return s->pending.empty() || *s->pending.begin() >= end || s->generation.load() != gen;
+      });
+    }
+  }
   Status first;
   {
     IoLease ctx(this);
@@ -489,10 +439,58 @@ Status NvmeTier::Flush() {
       }
     }
   }
-  // The index is synced even after a segment error: its entries are verified on read anyway.
-  index_sync.join();
-  if (!idx.ok() && first.ok()) first = idx;
+  if (index_sync_needed_.exchange(false)) {
+    Add(c_->index_syncs);
+    Status idx = index_->Sync();
+    if (!idx.ok()) {
+      index_sync_needed_ = true;
+      if (first.ok()) first = idx;
+    }
+  }
   return first;
+}
+
+void NvmeTier::VisitCounters(const CounterVisitor& visit) const {
+  auto v = [&](std::string_view name, const std::atomic<uint64_t>& a) {
+    visit(name, a.load(std::memory_order_relaxed));
+  };
+  // Names are the keys of kvt_stats_json's tiers.nvme object (some predate this visitor).
+  v("writes", c_->writes);
+  v("write_failures", c_->write_failures);
+  v("reads", c_->reads);
+  v("hits", c_->hits);
+  v("misses", c_->misses);
+  v("lookups", c_->lookups);
+  v("bytes_in", c_->bytes_in);
+  v("bytes_out", c_->bytes_out);
+  v("device_bytes_written", c_->bytes_written);
+  v("device_bytes_read", c_->bytes_read);
+  v("checksum_failures", c_->checksum_failures);
+  v("io_errors", c_->io_errors);
+  v("no_space", c_->no_space);
+  v("flushes", c_->flushes);
+  v("flush_syncs", c_->flush_syncs);
+  v("flush_waits", c_->flush_waits);
+  v("index_syncs", c_->index_syncs);
+  v("records_replayed", c_->records_replayed);
+  v("replay_bytes_read", c_->replay_bytes_read);
+  v("segments_reclaimed", c_->segments_reclaimed);
+  v("evictions", c_->blocks_evicted);
+  v("stale_swept", c_->stale_swept);
+  v("reinsertions", c_->reinsertions);
+  v("removals", c_->removes);
+  v("namespaces_dropped", c_->namespaces_dropped);
+  v("unaligned_copies", c_->unaligned_copies);
+  v("register_fallbacks", c_->register_fallbacks);
+  v("compress_in", c_->compress_in);
+  v("compress_out", c_->compress_out);
+  v("segments_created", c_->segments_created);
+  // Gauges.
+  visit("entries", index_->size());
+  visit("segments_total", num_segments_);
+  visit("used_bytes", c_->segments_created.load(std::memory_order_relaxed) * opts_.segment_bytes);
+  visit("capacity_bytes", opts_.budget_bytes);
+  visit("index_bytes", index_->DiskBytes());
 }
 
 NvmeStats NvmeTier::Stats() const {

@@ -9,12 +9,23 @@
 // caller's buffer when it is aligned and large enough); the header checksum, format version,
 // generation, namespace, key, lengths and the payload checksum are verified. Any mismatch is a
 // miss: the entry is dropped and counted as a checksum failure. Wrong bytes are never returned.
+// ReadBatch keeps up to io_depth requests in flight and reads each block straight into its
+// destination; when the destination lies in a registered region (RegisterRegion, or the host
+// slabs given to RegisterBuffers) the payload is read with READ_FIXED.
 // Space: the budget is a whole number of segments, each fallocate'd when first used. When none is
 // free, the oldest segment is reclaimed: blocks read since they were written are reinserted (if
 // enabled), the rest are dropped from the index, and the segment's generation is bumped, so any
 // index entry still naming the old generation reads as a miss and is swept.
-// Durability: Flush() fdatasyncs the segment files written since the last Flush, then syncs the
-// index WAL: every write acknowledged before Flush() was called survives a crash.
+// Durability: Flush() waits until every record reserved before it was written, then runs one
+// fdatasync per segment touched since the last Flush. It does not sync the index: the segment
+// records describe themselves (record header: generation, namespace, key, lengths, checksums), and
+// each index put also records, per segment, the offset below which every record is indexed (its
+// "mark"). At open, records past each segment's mark are verified and indexed in log order,
+// stopping at the first record that does not verify. So every write acknowledged before Flush()
+// was called survives a crash, without a RocksDB WAL sync. A failed write leaves a hole that a
+// replay would stop at, so after one the next Flush also syncs the index. Remove() is not made
+// durable by Flush (a crash may bring back a removed block, with its own verified bytes);
+// DropNamespace() syncs the index before it returns.
 //
 // Return codes: OK; NotFound (absent, stale, corrupt; a miss); InvalidArgument (bad call);
 // NoSpace (ENOSPC from the file system: writes fail, reads keep working); IoError (a device error;
@@ -32,10 +43,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/hash.h"
@@ -55,6 +68,26 @@ struct IoContext;
 struct NvmeWriteItem {
   BlockMeta meta;  // meta.checksum: XXH3-64 of the payload, or 0 to let the tier compute it
   const void* payload = nullptr;
+};
+
+// One block of a batched read (ReadBatch). The caller fills ns, key, dst, dst_bytes; the tier
+// fills status and meta.
+// Where the bytes land: with dst 4 KiB-aligned, the payload is read straight into dst: whole
+// 4 KiB blocks directly, and when dst_bytes is less than payload_bytes rounded up to 4 KiB, the
+// last partial block through a 4 KiB scratch (a tail copy of < 4 KiB). An unaligned dst (or a
+// compressed record) is read into scratch and copied (counted as unaligned_copies).
+struct NvmeReadItem {
+  // --- in ---
+  uint64_t ns = 0;
+  Hash128 key;
+  void* dst = nullptr;
+  size_t dst_bytes = 0;  // >= the block's payload_bytes (see Lookup), else InvalidArgument
+  // --- out ---
+  // OK: dst holds the verified payload. NotFound: absent, stale, or failed verification (the
+  // entry is dropped and counted). IoError: the device failed (the entry is kept).
+  // InvalidArgument: dst too small or null. dst is unspecified unless OK.
+  Status status;
+  BlockMeta meta;  // on OK
 };
 
 // What inspect and fsck see of a segment.
@@ -96,24 +129,45 @@ class NvmeTier {
   // Stores one block, replacing any block of the same key. Returns once the payload is written
   // and indexed (not yet durable: see Flush). OK, InvalidArgument, NoSpace, IoError.
   Status Write(const BlockMeta& meta, const void* payload);
-  // Stores several blocks with one submission. Returns the first failure (OK if none); with
-  // `results`, each item's own status.
+  // Stores several blocks: records are appended to the active segment (rotating when it fills)
+  // with up to io_depth writes in flight, and once they completed their index entries go into
+  // RocksDB in one WriteBatch, not synced (see Flush). Returns the first failure (OK if none);
+  // with `results`, each item's own status. Payloads in a registered region use WRITE_FIXED.
   Status WriteBatch(std::span<const NvmeWriteItem> items, std::vector<Status>* results = nullptr);
 
   // Metadata of a stored block, without I/O. False when absent or stale.
   bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out) const;
 
-  // Reads a block into `dst` (dst_bytes >= payload_bytes; 4 KiB-aligned and dst_bytes rounded
-  // up to 4 KiB to read without a bounce copy). Returns OK with verified bytes and `out` filled,
-  // or NotFound, IoError, InvalidArgument. `dst` is unspecified after a failure.
+  // Reads one block into `dst`, with the rules of ReadBatch (see NvmeReadItem: a 4 KiB-aligned
+  // dst is read into directly, with READ_FIXED when registered). Returns OK with verified bytes
+  // and `out` filled, or NotFound, IoError, InvalidArgument. `dst` is unspecified after a
+  // failure. (store_get_promote reads straight into a reserved host slot with this.)
   Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* out);
+
+  // Reads n blocks, each into its own destination (see NvmeReadItem), with up to io_depth
+  // requests in flight on one ring, completion-driven (the ring is refilled as requests
+  // complete; short reads are resubmitted for the rest). Each item gets its own status; one bad
+  // block never fails the others. Returns how many items are OK. Thread-safe; a batch larger
+  // than the ring simply streams through it.
+  size_t ReadBatch(std::span<NvmeReadItem> items);
+
+  // Registers caller memory [base, base + bytes) with every I/O context's ring, so that reads
+  // into (and writes from) it use READ_FIXED/WRITE_FIXED: no page pinning per I/O. Returns a
+  // handle for UnregisterRegion. Registration is per ring and lazy (at a context's next use);
+  // when the kernel refuses it (RLIMIT_MEMLOCK), I/O keeps working unregistered and
+  // register_fallbacks counts it. InvalidArgument for a null or empty region. The memory must
+  // stay valid until UnregisterRegion returns, and no read into it may be in flight then.
+  // Long-lived regions only: each change re-registers every ring's whole set.
+  StatusOr<uint64_t> RegisterRegion(void* base, size_t bytes);
+  void UnregisterRegion(uint64_t handle);
 
   // OK or NotFound.
   Status Remove(uint64_t ns, const Hash128& key);
   // Removes every block of the namespace (RocksDB DeleteRange plus the in-memory index).
   Status DropNamespace(uint64_t ns);
-  // Makes every write acknowledged so far durable: fdatasync of the segments written since the
-  // last Flush, then the index WAL. Concurrent calls sync concurrently; a segment whose writes a
+  // Makes every write acknowledged so far durable: waits for writes reserved earlier in the
+  // touched segments, then one fdatasync per segment written since the last Flush (no index
+  // sync; see "Durability" above). Concurrent calls sync concurrently; a segment whose writes a
   // finished sync already covers is skipped.
   Status Flush();
 
@@ -122,6 +176,11 @@ class NvmeTier {
   void RegisterBuffers(std::span<const iovec> bufs);
 
   NvmeStats Stats() const;
+  // Every counter and gauge of the tier, once each, as (name, value); the names are the keys of
+  // the tier's object in kvt_stats_json. The one way counters leave the tier (Navy's
+  // getCounters): adding a counter here makes it visible everywhere.
+  using CounterVisitor = std::function<void(std::string_view name, uint64_t value)>;
+  void VisitCounters(const CounterVisitor& visit) const;
   const NvmeOptions& options() const { return opts_; }
 
   // --- inspection (kvtier inspect / fsck) ---
@@ -155,7 +214,12 @@ class NvmeTier {
   // of rotating.
   StatusOr<Reservation> Reserve(IoContext& ctx, uint64_t bytes, uint64_t ns, const Hash128& key,
                                 bool may_rotate, bool* would_rotate);
-  void EndWrite(uint32_t segment);
+  void EndWrite(uint32_t segment, uint64_t offset);
+  // The replay mark a put of `own` (records of one segment, reserved and not yet ended) may
+  // carry: below the lowest other pending reservation, else the segment's write offset.
+  NvmeIndex::Mark MarkFor(uint32_t segment, uint64_t generation, std::span<const uint64_t> own);
+  // At open: indexes the verified records past each segment's mark (nvme_replay.cc).
+  Status ReplaySegments(std::vector<uint64_t>& max_end);
   Status OpenNextSegmentLocked(IoContext& ctx, std::unique_lock<std::mutex>& lock);
   StatusOr<uint32_t> CreateSegmentLocked(IoContext& ctx);
   Status ReclaimLocked(IoContext& ctx, uint32_t id, std::unique_lock<std::mutex>& lock);
@@ -172,6 +236,12 @@ class NvmeTier {
   void CommitGroup(IoContext& ctx, std::span<Prepared*> group);
   void DropCorrupt(const NvmeEntry& e, const Status& why);
   int FixedIndex(const IoContext& ctx, const void* p, size_t len) const;
+  // Batched record reads (nvme_read.cc): plans, submits and verifies each op as its requests
+  // complete. ReadOp is defined in nvme_internal.h.
+  struct ReadOp;
+  void ReadRecords(IoContext& ctx, std::span<ReadOp> ops);
+  void FinishRead(IoContext& ctx, ReadOp& op);
+  void RebuildRegistrationLocked();
   void PrepareContext(IoContext& ctx);
 
   const NvmeOptions opts_;
@@ -192,10 +262,16 @@ class NvmeTier {
   uint64_t next_generation_ = 1;  // GUARDED_BY(alloc_mu_)
   bool rotating_ = false;         // GUARDED_BY(alloc_mu_)
   bool disk_full_ = false;        // GUARDED_BY(alloc_mu_): stop creating files after ENOSPC
+  // A write failed after its space was reserved: the hole would stop a replay, so the next
+  // Flush syncs the index (making every entry past the hole durable) instead of relying on it.
+  std::atomic<bool> index_sync_needed_{false};
 
   // I/O contexts (one FileIo each), borrowed per call.
   mutable std::mutex pool_mu_;
   std::vector<std::unique_ptr<IoContext>> idle_;  // GUARDED_BY(pool_mu_)
+  std::vector<iovec> host_regions_;               // GUARDED_BY(pool_mu_)
+  std::map<uint64_t, iovec> caller_regions_;      // GUARDED_BY(pool_mu_), by handle
+  uint64_t next_region_ = 1;                      // GUARDED_BY(pool_mu_)
   std::vector<iovec> registered_;                 // GUARDED_BY(pool_mu_), sorted by address
   uint64_t registered_version_ = 0;               // GUARDED_BY(pool_mu_)
   std::atomic<bool> register_logged_{false};
