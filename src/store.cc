@@ -57,77 +57,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     no.reinsertion = o.nvme_reinsertion;
     KVT_ASSIGN_OR_RETURN(s->nvme_, NvmeTier::Open(no));
     KVT_ASSIGN_OR_RETURN(s->admission_, MakeAdmissionPolicy(o.nvme_admission));
-    // Host slots are the I/O buffers: register them so reads and writes use fixed buffers.
-    s->nvme_->RegisterBuffers(s->host_->Regions());
-    if (!s->WriteThroughMode()) {
-      Store* self = s.get();
-      s->host_->SetEvictSink(
-          [self](const BlockMeta& m, const uint8_t* data) { (void)self->Demote(m, data); });
-    }
   }
   if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
   KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   return s;
-}
-
-bool Store::NvmeHolds(const BlockMeta& meta) const {
-  BlockMeta on_disk;
-  return nvme_->Lookup(meta.ns, meta.key, &on_disk) && on_disk.parent == meta.parent &&
-         on_disk.checksum == meta.checksum;
-}
-
-Status Store::Demote(const BlockMeta& meta, const uint8_t* data) {
-  if (NvmeHolds(meta)) {
-    Add(counters_.demotions_skipped);  // already there (promoted earlier, or flushed)
-    return Status::Ok();
-  }
-  {
-    std::lock_guard<std::mutex> l(admission_mu_);
-    const double now_s = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now().time_since_epoch())
-                             .count();
-    if (!admission_->Admit(meta.key.lo ^ meta.ns, meta.payload_bytes, now_s)) {
-      Add(counters_.admission_rejects);
-      return Status::Ok();
-    }
-  }
-  Status st = nvme_->Write(meta, data);
-  // On eviction a failed demotion just loses a cached block (counted); Flush reports it.
-  Add(st.ok() ? counters_.demotions : counters_.demotion_failures);
-  return st;
-}
-
-Status Store::Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
-  if (!nvme_) return Status::NotFound("block not stored");
-  // NVMe reads want a 4 KiB-aligned buffer of whole pages; one per thread, grown on demand.
-  thread_local AlignedBuffer scratch;
-  const size_t need = AlignUp(bytes, AlignedBuffer::kPage);
-  if (scratch.size() < need) {
-    KVT_ASSIGN_OR_RETURN(scratch, AlignedBuffer::Allocate(need, /*lock=*/false));
-  }
-  BlockMeta m;
-  KVT_RETURN_IF_ERROR(nvme_->Read(ns, key, scratch.data(), need, &m));
-  if (m.payload_bytes != bytes) {
-    return Status::InvalidArgument("buffer of " + std::to_string(bytes) + " bytes for a block of " +
-                                   std::to_string(m.payload_bytes));
-  }
-  if (dst != nullptr) std::memcpy(dst, scratch.data(), bytes);
-  Status hs = host_->Put(m, scratch.data(), /*checksum_known=*/true);
-  Add(hs.ok() ? counters_.promotions : counters_.promotion_failures);
-  return Status::Ok();  // the read itself succeeded; a full host tier only skips the promotion
-}
-
-Status Store::WriteThrough(uint64_t ns, const Hash128& key) {
-  PinnedBlock b;
-  // Already evicted again: nothing to copy.
-  if (!host_->Pin(ns, key, &b, /*touch=*/false)) return Status::Ok();
-  Status st;
-  if (!NvmeHolds(b.meta)) {
-    st = nvme_->Write(b.meta, b.data);
-  }
-  host_->Unpin(b);
-  Add(st.ok() ? counters_.write_throughs : counters_.write_through_failures);
-  return st;
 }
 
 // Creates the directory, takes its lock (one open store per directory) and checks the on-disk
@@ -180,23 +113,30 @@ Store::~Store() {
   if (!s.ok()) KVT_LOG(kError, "flush at close failed: " + s.ToString());
 }
 
-Status Store::Flush() {
-  if (!nvme_) return Status::Ok();  // only volatile tiers: nothing can be made durable
-  Status first;
-  if (!WriteThroughMode()) {
-    // Write-back: blocks still only in host RAM go down now (through admission, as an
-    // eviction would send them), so that everything acknowledged and admitted is durable.
-    for (const BlockId& id : host_->Snapshot()) {
-      PinnedBlock b;
-      // Evicted meanwhile: demoted already.
-      if (!host_->Pin(id.ns, id.key, &b, /*touch=*/false)) continue;
-      Status st = Demote(b.meta, b.data);
-      host_->Unpin(b);
-      if (first.ok() && !st.ok()) first = st;
-    }
-  }
-  Status st = nvme_->Flush();
-  return first.ok() ? st : first;
+Status Store::Flush() { return mover_ ? mover_->Flush() : Status::Ok(); }
+
+void StoreCounters::Visit(const CounterVisitor& visit) const {
+  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  visit("puts", get(puts));
+  visit("gets", get(gets));
+  visit("get_hits", get(get_hits));
+  visit("get_misses", get(get_misses));
+  visit("lookups", get(lookups));
+  visit("lookup_keys", get(lookup_keys));
+  visit("lookup_prefix_blocks", get(lookup_prefix_blocks));
+  visit("match_prefix_calls", get(matches));
+  visit("match_keys", get(match_keys));
+  visit("match_prefix_blocks", get(match_prefix_blocks));
+  visit("collisions", get(collisions));
+  visit("unverified_hits", get(unverified_hits));
+  visit("removes", get(removes));
+  visit("namespace_drops", get(namespace_drops));
+  visit("prefetches", get(prefetches));
+  visit("batch_gets", get(batch_gets));
+  visit("batch_get_blocks", get(batch_get_blocks));
+  visit("remote_hits", get(remote_hits));
+  visit("peer_puts", get(peer_puts));
+  visit("peer_put_rejects", get(peer_put_rejects));
 }
 
 StatusOr<uint64_t> Store::OpenNamespace(const NamespaceDesc& d) {
@@ -245,57 +185,70 @@ Status Store::HashTokens(uint64_t ns, std::span<const int32_t> tokens,
   return Status::Ok();
 }
 
-Tier Store::Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
-                   const Hash128* digest) {
-  BlockMeta m;
-  Tier where = Tier::kHost;
-  // A lookup is not a use: routers probe many nodes and engines look up more than they load, so
-  // only a get, put or prefetch touches a block for eviction (kvtier-sim relies on the same rule).
-  if (hbm_ && hbm_->Lookup(ns.id, key, &m, /*touch=*/false)) {
-    where = Tier::kHbm;  // the fastest tier holding it
-  } else if (!host_->Lookup(ns.id, key, &m, /*touch=*/false)) {
-    if (!nvme_ || !nvme_->Lookup(ns.id, key, &m)) return Tier::kNone;
-    where = Tier::kNvme;
-  }
-  if (m.parent != parent || (digest != nullptr && m.has_tokens && m.tokens_digest != *digest)) {
+bool Store::Verify(const NamespaceInfo& ns, StorageTier* t, const BlockMeta& m,
+                   const Hash128& parent, const Hash128* digest) {
+  // A remote meta comes off the wire: its size must be this namespace's too.
+  const bool size_ok = t->kind() != TierKind::kRemote || m.payload_bytes == ns.block_bytes;
+  if (m.parent != parent || !size_ok ||
+      (digest != nullptr && m.has_tokens && m.tokens_digest != *digest)) {
     Add(counters_.collisions);
-    if (where == Tier::kHost) Add(host_->counters().collisions);
-    if (where == Tier::kHbm) Add(hbm_->counters().collisions);
-    return Tier::kNone;
+    if (t == host_.get()) Add(host_->counters().collisions);
+    if (t == hbm_.get()) Add(hbm_->counters().collisions);
+    return false;
   }
   if (digest != nullptr && !m.has_tokens) Add(counters_.unverified_hits);
-  return where;
+  return true;
+}
+
+Status Store::Locate(const NamespaceInfo& ns, std::span<const Hash128> keys,
+                     std::span<const Hash128> digests, bool stop_at_miss, Tier* tiers) {
+  const size_t n = keys.size();
+  std::vector<uint8_t> todo(n, 0);  // no local tier holds it: ask the remote tier
+  StorageTier* remote = nullptr;
+  // A lookup is not a use: routers probe many nodes and engines look up more than they load, so
+  // only a get, put or prefetch touches a block for eviction (kvtier-sim relies on the same rule).
+  for (size_t i = 0; i < n; ++i) {
+    tiers[i] = Tier::kNone;
+    const Hash128 parent = i == 0 ? ns.root : keys[i - 1];
+    const Hash128* digest = digests.empty() ? nullptr : &digests[i];
+    bool seen = false;
+    for (StorageTier* t : mover_->tiers()) {
+      if (t->kind() == TierKind::kRemote) {
+        remote = t;
+        continue;
+      }
+      BlockMeta m;
+      if (!t->Lookup(ns.id, keys[i], &m, /*touch=*/false)) continue;
+      // The fastest tier holding it decides; a collision there is a miss.
+      seen = true;
+      if (Verify(ns, t, m, parent, digest)) tiers[i] = static_cast<Tier>(t->kind());
+      break;
+    }
+    if (!seen) todo[i] = 1;
+    if (tiers[i] == Tier::kNone && stop_at_miss && remote_ == nullptr) break;
+  }
+  if (remote == nullptr) return Status::Ok();
+  std::vector<BlockMeta> metas(n);
+  std::vector<uint8_t> asked = todo;
+  KVT_RETURN_IF_ERROR(remote->LookupBatch(ns.id, keys, todo, metas));
+  for (size_t i = 0; i < n; ++i) {
+    if (!asked[i] || todo[i]) continue;  // not asked, or not at its owner either
+    const Hash128 parent = i == 0 ? ns.root : keys[i - 1];
+    if (!Verify(ns, remote, metas[i], parent, digests.empty() ? nullptr : &digests[i])) continue;
+    Add(counters_.remote_hits);
+    tiers[i] = Tier::kRemote;
+  }
+  return Status::Ok();
 }
 
 Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_blocks,
                      Tier* tiers) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  std::vector<Tier> found(keys.size(), Tier::kNone);
+  KVT_RETURN_IF_ERROR(Locate(*info, keys, {}, /*stop_at_miss=*/tiers == nullptr, found.data()));
   size_t prefix = 0;
-  bool chain_intact = true;
-  std::vector<Tier> found(remote_ ? keys.size() : 0, Tier::kNone);  // remote: all keys first
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const Hash128 parent = i == 0 ? info->root : keys[i - 1];
-    Tier t = Locate(*info, keys[i], parent, nullptr);
-    if (remote_) {
-      found[i] = t;
-      continue;
-    }
-    if (tiers != nullptr) tiers[i] = t;
-    if (t == Tier::kNone) {
-      chain_intact = false;
-      if (tiers == nullptr) break;  // nothing more to report
-    } else if (chain_intact) {
-      ++prefix;
-    }
-  }
-  if (remote_) {
-    KVT_RETURN_IF_ERROR(RemoteLocate(*info, keys, {}, found.data()));
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (tiers != nullptr) tiers[i] = found[i];
-      chain_intact = chain_intact && found[i] != Tier::kNone;
-      if (chain_intact) ++prefix;
-    }
-  }
+  while (prefix < keys.size() && found[prefix] != Tier::kNone) ++prefix;
+  if (tiers != nullptr) std::copy(found.begin(), found.end(), tiers);
   *prefix_blocks = prefix;
   Add(counters_.lookups);
   Add(counters_.lookup_keys, keys.size());
@@ -308,36 +261,16 @@ Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vec
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   const uint32_t bt = info->geometry.block_tokens;
   hasher_.ChainKeys(info->root, tokens, bt, keys);
-  if (tiers != nullptr) tiers->assign(keys->size(), Tier::kNone);
-  size_t prefix = 0;
-  bool chain_intact = true;
-  std::vector<Tier> found(remote_ ? keys->size() : 0, Tier::kNone);  // remote: all keys first
-  std::vector<Hash128> digests(remote_ ? keys->size() : 0);
+  std::vector<Hash128> digests(keys->size());
   for (size_t i = 0; i < keys->size(); ++i) {
-    const Hash128 parent = i == 0 ? info->root : (*keys)[i - 1];
-    const Hash128 digest = hasher_.TokensDigest(tokens.subspan(i * bt, bt));
-    Tier t = Locate(*info, (*keys)[i], parent, &digest);
-    if (remote_) {
-      found[i] = t;
-      digests[i] = digest;
-      continue;
-    }
-    if (tiers != nullptr) (*tiers)[i] = t;
-    if (t == Tier::kNone) {
-      chain_intact = false;
-      if (tiers == nullptr) break;
-    } else if (chain_intact) {
-      ++prefix;
-    }
+    digests[i] = hasher_.TokensDigest(tokens.subspan(i * bt, bt));
   }
-  if (remote_) {
-    KVT_RETURN_IF_ERROR(RemoteLocate(*info, *keys, digests, found.data()));
-    for (size_t i = 0; i < keys->size(); ++i) {
-      if (tiers != nullptr) (*tiers)[i] = found[i];
-      chain_intact = chain_intact && found[i] != Tier::kNone;
-      if (chain_intact) ++prefix;
-    }
-  }
+  std::vector<Tier> found(keys->size(), Tier::kNone);
+  KVT_RETURN_IF_ERROR(
+      Locate(*info, *keys, digests, /*stop_at_miss=*/tiers == nullptr, found.data()));
+  size_t prefix = 0;
+  while (prefix < keys->size() && found[prefix] != Tier::kNone) ++prefix;
+  if (tiers != nullptr) *tiers = std::move(found);
   *prefix_blocks = prefix;
   Add(counters_.matches);
   Add(counters_.match_keys, keys->size());
@@ -361,16 +294,11 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
     m.has_tokens = true;
     m.tokens_digest = hasher_.TokensDigest({tokens, info->geometry.block_tokens});
   }
-  Status s = host_->Put(m, data, /*checksum_known=*/false);
-  if (!s.ok()) return s;
-  Add(counters_.puts);
-  if (nvme_ && WriteThroughMode()) {
-    // The caller's thread is the write-through queue: the block is on NVMe (not yet durable;
-    // see Flush) when put returns, and a failure to write it is reported.
-    KVT_RETURN_IF_ERROR(WriteThrough(ns, key));
-  }
-  if (RemoteWriteThrough()) KVT_RETURN_IF_ERROR(RemotePut(*info, key));
-  return Status::Ok();
+  // Host slot, then (write-through) NVMe and the remote owner from the same pin.
+  Status s = mover_->Put(m, data, /*checksum_known=*/false, RemoteWriteThrough());
+  // A failed write-through leaves the block stored locally: the put counts, the caller learns.
+  if (s.ok() || host_->Lookup(ns, key, nullptr, /*touch=*/false)) Add(counters_.puts);
+  return s;
 }
 
 Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
@@ -381,23 +309,60 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
                                    " bytes");
   }
   Add(counters_.gets);
-  Status s = host_->Read(ns, key, dst, bytes, nullptr);
-  if (s.IsNotFound() && hbm_) s = hbm_->Read(ns, key, dst, bytes, nullptr);
-  if (s.IsNotFound() && nvme_) s = Promote(ns, key, dst, bytes);
-  if (s.IsNotFound() && remote_) s = RemoteGet(*info, key, dst, bytes);
+  TierKind from;
+  Status s = mover_->Get(ns, key, dst, bytes, &from);
   Add(s.ok() ? counters_.get_hits : counters_.get_misses);
   return s;
+}
+
+Status Store::GetBatch(uint64_t ns, std::span<const Hash128> keys, void* const* dsts, size_t bytes,
+                       Status* statuses, Tier* tiers) {
+  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  if (bytes != info->block_bytes) {
+    return Status::InvalidArgument("get into " + std::to_string(bytes) + " bytes; a block of " +
+                                   "this namespace is " + std::to_string(info->block_bytes) +
+                                   " bytes");
+  }
+  const size_t n = keys.size();
+  std::vector<SlotPin> pins(n);
+  std::vector<FetchResult> got(n);
+  FetchOptions fo;
+  fo.block_bytes = bytes;
+  mover_->FetchToHost(ns, keys, pins, got, fo);
+  for (size_t i = 0; i < n; ++i) {
+    Status st = got[i].status;
+    TierKind from = got[i].from;
+    if (st.ok()) {
+      st = pins[i].meta.payload_bytes == bytes
+               ? Status::Ok()
+               : Status::Internal("stored block of " + std::to_string(pins[i].meta.payload_bytes) +
+                                  " bytes in a namespace of " + std::to_string(bytes) +
+                                  "-byte blocks");
+      if (st.ok()) std::memcpy(dsts[i], pins[i].data, bytes);
+      host_->Unpin(pins[i]);
+    } else if (st.code() == Code::kBusy || st.code() == Code::kNoSpace) {
+      st = mover_->Get(ns, keys[i], dsts[i], bytes, &from);  // no host slot: read around it
+    }
+    Add(st.ok() ? counters_.get_hits : counters_.get_misses);
+    statuses[i] = st;
+    if (tiers != nullptr) tiers[i] = st.ok() ? static_cast<Tier>(from) : Tier::kNone;
+  }
+  Add(counters_.gets, n);
+  Add(counters_.batch_gets);
+  Add(counters_.batch_get_blocks, n);
+  return Status::Ok();
 }
 
 Status Store::Remove(uint64_t ns, const Hash128& key) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
   (void)info;
-  Status s = host_->Remove(ns, key);
-  if (hbm_ && hbm_->Remove(ns, key).ok()) s = Status::Ok();
-  if (nvme_) {
-    Status n = nvme_->Remove(ns, key);
-    if (s.IsNotFound()) s = n;
-    else if (!n.ok() && !n.IsNotFound()) s = n;
+  // Every tier but the remote one (its owner's policy removes there).
+  Status s = Status::NotFound("block not stored");
+  for (StorageTier* t : mover_->tiers()) {
+    if (t->kind() == TierKind::kRemote) continue;
+    Status r = t->Remove(ns, key);
+    if (r.ok() && s.IsNotFound()) s = r;
+    if (!r.ok() && !r.IsNotFound()) s = r;
   }
   if (s.ok()) Add(counters_.removes);
   return s;
@@ -405,12 +370,8 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
 
 Status Store::DropNamespace(uint64_t ns) {
   KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
-  host_->DropNamespace(ns);
-  if (hbm_) hbm_->DropNamespace(ns);
-  if (nvme_) KVT_RETURN_IF_ERROR(nvme_->DropNamespace(ns));
-  if (RemoteWriteThrough()) {
-    KVT_RETURN_IF_ERROR(remote_->DropNamespace(info->encoding).WithContext("remote drop"));
-  }
+  (void)info;
+  for (StorageTier* t : mover_->tiers()) KVT_RETURN_IF_ERROR(t->DropNamespace(ns));
   Add(counters_.namespace_drops);
   return Status::Ok();
 }
@@ -421,9 +382,6 @@ StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const H
   if (target != Tier::kHost && target != Tier::kHbm) {
     return Status::InvalidArgument("prefetch target must be KVT_TIER_HOST or KVT_TIER_HBM");
   }
-  // Blocks only a remote node holds come into the host tier first, in one streamed batch; the
-  // pipeline then moves them like any host block.
-  if (remote_) RemotePrefetch(*info, keys);
   KVT_ASSIGN_OR_RETURN(auto ticket,
                        prefetch_->Start(ns, keys, LayoutOf(info->geometry), target == Tier::kHbm));
   Add(counters_.prefetches);
@@ -432,23 +390,9 @@ StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const H
 
 std::string Store::StatsJson() const {
   nlohmann::json j;
-  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
   auto& st = j["store"];
-  st["puts"] = get(counters_.puts);
-  st["gets"] = get(counters_.gets);
-  st["get_hits"] = get(counters_.get_hits);
-  st["get_misses"] = get(counters_.get_misses);
-  st["lookups"] = get(counters_.lookups);
-  st["lookup_keys"] = get(counters_.lookup_keys);
-  st["lookup_prefix_blocks"] = get(counters_.lookup_prefix_blocks);
-  st["match_prefix_calls"] = get(counters_.matches);
-  st["match_keys"] = get(counters_.match_keys);
-  st["match_prefix_blocks"] = get(counters_.match_prefix_blocks);
-  st["collisions"] = get(counters_.collisions);
-  st["unverified_hits"] = get(counters_.unverified_hits);
-  st["removes"] = get(counters_.removes);
-  st["namespace_drops"] = get(counters_.namespace_drops);
-  st["prefetches"] = get(counters_.prefetches);
+  counters_.Visit(JsonCounterVisitor(&st));
+  mover_->VisitCounters(JsonCounterVisitor(&st));
   {
     std::shared_lock<std::shared_mutex> l(ns_mu_);
     st["namespaces"] = namespaces_.size();
@@ -456,22 +400,10 @@ std::string Store::StatsJson() const {
   st["keyed_hashing"] = hasher_.keyed();
   st["key_bits"] = BlockKeyBits();
   st["checksum_impl"] = ChecksumImpl();
-  st["demotions"] = get(counters_.demotions);
-  st["demotions_skipped"] = get(counters_.demotions_skipped);
-  st["demotion_failures"] = get(counters_.demotion_failures);
-  st["admission_rejects"] = get(counters_.admission_rejects);
-  st["promotions"] = get(counters_.promotions);
-  st["promotion_failures"] = get(counters_.promotion_failures);
-  st["write_throughs"] = get(counters_.write_throughs);
-  st["write_through_failures"] = get(counters_.write_through_failures);
   st["write_policy"] = opts_.write_policy;
-  st["remote_hits"] = get(counters_.remote_hits);
-  st["remote_fetches"] = get(counters_.remote_fetches);
-  st["remote_fetch_failures"] = get(counters_.remote_fetch_failures);
-  st["remote_puts"] = get(counters_.remote_puts);
-  st["remote_put_failures"] = get(counters_.remote_put_failures);
-  st["peer_puts"] = get(counters_.peer_puts);
-  st["peer_put_rejects"] = get(counters_.peer_put_rejects);
+  if (const DemotionQueue* q = mover_->demotion_queue()) {
+    q->VisitCounters(JsonCounterVisitor(&j["demotion_queue"]));
+  }
   host_->StatsJson(&j["tiers"]["host"]);
   HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(*nvme_, &j["tiers"]["nvme"]);

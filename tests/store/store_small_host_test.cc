@@ -88,7 +88,7 @@ TEST_P(StoreSmallHostTest, OpensAndServesBlocks) {
       ASSERT_EQ(out, testing::PatternBytes(keys[i].lo, bytes)) << i;
     }
     // Host only: the last blocks stay; with NVMe behind it every block comes back.
-    EXPECT_GE(hits, with_nvme ? n : host_blocks / 2);
+    EXPECT_GE(hits, with_nvme ? n : host_blocks / 2) << s->StatsJson();
     EXPECT_GT(hits, 0u);
   }
 }
