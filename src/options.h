@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/status.h"
+#include "io/file_io.h"
 
 namespace kvt {
 
@@ -31,6 +34,10 @@ struct Options {
   std::string nvme_codec = "none";        // none | zstd (byte-shuffled)
   std::string nvme_admission = "all";     // all | seen_twice | budget:SIZE | a+b
   bool nvme_reinsertion = false;
+  // Test only (C++, no option name): the NVMe tier's FileIo factory, e.g. one wrapping
+  // FaultInjectionFileIo, so that store-level tests reach the failure paths of demotion,
+  // promotion, write-through and flush. Empty: the tier's default (io_uring, pread fallback).
+  std::function<std::unique_ptr<FileIo>()> nvme_io_factory;
 
   // Sets one option from its text form. InvalidArgument names the option and what was wrong.
   Status Set(std::string_view name, std::string_view value);

@@ -55,6 +55,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     no.io_depth = o.io_depth;
     KVT_ASSIGN_OR_RETURN(no.codec, ParseCodec(o.nvme_codec));
     no.reinsertion = o.nvme_reinsertion;
+    no.io_factory = o.nvme_io_factory;
     KVT_ASSIGN_OR_RETURN(s->nvme_, NvmeTier::Open(no));
     KVT_ASSIGN_OR_RETURN(s->admission_, MakeAdmissionPolicy(o.nvme_admission));
   }
