@@ -111,10 +111,12 @@ TEST(HostTier, RemoveWhilePinnedKeepsBytesForTheReader) {
 TEST(HostTier, EvictSinkSeesEvictedBytes) {
   auto t = MakeTier("lru");
   std::vector<uint64_t> demoted;
-  t->SetEvictSink([&](const BlockMeta& m, const uint8_t* data) {
-    EXPECT_EQ(std::memcmp(data, testing::PatternBytes(m.key.lo, 65536).data(), 65536), 0);
-    EXPECT_EQ(Checksum64(data, 65536), m.checksum);
+  t->SetEvictSink([&](const SlotPin& v) {
+    const BlockMeta& m = v.meta;
+    EXPECT_EQ(std::memcmp(v.data, testing::PatternBytes(m.key.lo, 65536).data(), 65536), 0);
+    EXPECT_EQ(Checksum64(v.data, 65536), m.checksum);
     demoted.push_back(m.key.lo);
+    return false;
   });
   for (uint64_t i = 0; i < 20; ++i) {
     auto d = testing::PatternBytes(i, 65536);
@@ -138,7 +140,9 @@ TEST(HostTier, DuplicatePutRefreshesAndDifferentIdentityReplaces) {
   ASSERT_TRUE(t->Read(7, m.key, out.data(), out.size(), &got).ok());
   EXPECT_EQ(out, d2);
   EXPECT_EQ(got.parent, m.parent);
-  EXPECT_EQ(t->DropNamespace(7), 1u);
+  size_t dropped = 0;
+  ASSERT_TRUE(t->DropNamespace(7, &dropped).ok());
+  EXPECT_EQ(dropped, 1u);
   EXPECT_FALSE(t->Lookup(7, m.key, nullptr, false));
 }
 
