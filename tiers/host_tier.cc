@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/copy_checksum.h"
+
 namespace kvt {
 
 StatusOr<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& o) {
@@ -109,8 +111,12 @@ Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known, Pinn
     }
   }
   KVT_ASSIGN_OR_RETURN(SlotPin b, Reserve(meta));
-  std::memcpy(b.data, data, meta.payload_bytes);
-  if (!checksum_known) b.meta.checksum = Checksum64(b.data, meta.payload_bytes);
+  if (checksum_known) {
+    std::memcpy(b.data, data, meta.payload_bytes);
+  } else {
+    // One pass: each chunk is hashed while it is still in L1 (base/copy_checksum.h).
+    b.meta.checksum = CopyWithChecksum64(b.data, data, meta.payload_bytes);
+  }
   Publish(b);
   if (pin != nullptr) {
     *pin = b;  // the reservation's pin becomes the caller's
