@@ -1,5 +1,9 @@
 #include "base/hash.h"
 
+#include <cstring>
+
+#include "base/copy_checksum.h"
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -7,6 +11,7 @@ namespace kvt {
 
 // Defined in hash_avx2.cc, compiled with -mavx2; only called when the CPU supports AVX2.
 uint64_t Checksum64Avx2(const void* data, size_t len);
+uint64_t CopyWithChecksum64Avx2(void* dst, const void* src, size_t len);
 
 namespace {
 bool HaveAvx2() {
@@ -24,6 +29,14 @@ uint64_t Checksum64(const void* data, size_t len) {
   if (HaveAvx2()) return Checksum64Avx2(data, len);
 #endif
   return XXH3_64bits(data, len);
+}
+
+uint64_t CopyWithChecksum64(void* dst, const void* src, size_t len) {
+#if defined(__x86_64__)
+  if (HaveAvx2()) return CopyWithChecksum64Avx2(dst, src, len);
+#endif
+  std::memcpy(dst, src, len);
+  return XXH3_64bits(dst, len);
 }
 
 const char* ChecksumImpl() { return HaveAvx2() ? "avx2" : "sse2"; }

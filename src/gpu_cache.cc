@@ -6,6 +6,7 @@
 #include "kernels/gpu_kernels.h"
 #include "kernels/paged_copy.h"
 #include "kernels/validate.h"
+#include "src/mover.h"
 #include "src/prefetch.h"
 
 namespace kvt {
@@ -146,12 +147,19 @@ Status GpuCache::Load(std::span<const Hash128> keys, std::span<const int32_t> bl
 }
 
 Status GpuCache::LoadOnHost(std::span<const Hash128> keys, std::span<const int32_t> block_ids) {
-  // Every block through Store::Get (HBM, host or NVMe; verified), then the CPU scatter.
+  // Every block through Store::GetBatch (HBM, host, NVMe in one batch, remote; verified), then
+  // the CPU scatter.
   const int64_t bb = layout_.geo.block_bytes();
   std::vector<uint8_t> staging(keys.size() * bb);
+  std::vector<BatchEntry> v(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    Status st = store_->Get(ns_, keys[i], staging.data() + i * bb, bb);
-    if (!st.ok()) return st.WithContext("kvt_gpu_load: key " + std::to_string(i));
+    v[i].key = keys[i];
+    v[i].buf = staging.data() + i * bb;
+    v[i].bytes = static_cast<size_t>(bb);
+  }
+  KVT_RETURN_IF_ERROR(store_->GetBatch(ns_, v));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!v[i].status.ok()) return v[i].status.WithContext("kvt_gpu_load: key " + std::to_string(i));
   }
   const PayloadSlots src{staging.data(), bb, nullptr};
   for (int32_t l = 0; l < layout_.geo.layers; ++l) {  // the device path's order
@@ -183,10 +191,14 @@ void GpuCache::ReturnScratch(DeviceRegion r) {
 Status GpuCache::LoadOnDevice(std::span<const Hash128> keys, std::span<const int32_t> block_ids,
                               GpuStream stream, void* const* layer_events) {
   auto job = std::make_unique<LoadJob>();
-  HbmTier* hbm = store_->hbm();
+  Mover* mover = store_->mover();
+  HbmTier* hbm = mover->hbm();
   std::vector<int32_t> host_ids, hbm_ids, hbm_slots;
-  Status st;
-  for (size_t i = 0; i < keys.size() && st.ok(); ++i) {
+  // HBM blocks are read in place (pinned); every other block is pinned in the host tier through
+  // the mover (NVMe reads in one batch, the remote owner asked too), as a prefetch would.
+  std::vector<Hash128> fetch;
+  std::vector<size_t> fetch_pos;
+  for (size_t i = 0; i < keys.size(); ++i) {
     HbmBlock hb;
     if (hbm != nullptr && hbm->Pin(ns_, keys[i], &hb)) {
       job->hbm.push_back(hb);
@@ -194,18 +206,26 @@ Status GpuCache::LoadOnDevice(std::span<const Hash128> keys, std::span<const int
       hbm_slots.push_back(static_cast<int32_t>(hb.slot));
       continue;
     }
-    PinnedBlock pb;
-    bool from_nvme = false;
-    st = FetchToHost(store_->host(), store_->nvme(), nullptr, ns_, keys[i], &pb, &from_nvme);
-    if (st.ok()) {
-      job->host.push_back(pb);
-      host_ids.push_back(block_ids[i]);
-    } else {
-      st = st.WithContext("kvt_gpu_load: key " + std::to_string(i));
+    fetch.push_back(keys[i]);
+    fetch_pos.push_back(i);
+  }
+  std::vector<SlotPin> pins(fetch.size());
+  std::vector<FetchResult> got(fetch.size());
+  FetchOptions fo;
+  fo.skip_hbm = true;
+  fo.block_bytes = static_cast<uint64_t>(layout_.geo.block_bytes());
+  mover->FetchToHost(ns_, fetch, pins, got, fo);
+  Status st;
+  for (size_t k = 0; k < fetch.size(); ++k) {
+    if (got[k].status.ok()) {
+      job->host.push_back(pins[k]);
+      host_ids.push_back(block_ids[fetch_pos[k]]);
+    } else if (st.ok()) {
+      st = got[k].status.WithContext("kvt_gpu_load: key " + std::to_string(fetch_pos[k]));
     }
   }
-  auto release = [this, hbm](LoadJob& j) {
-    for (const PinnedBlock& b : j.host) store_->host()->Unpin(b);
+  auto release = [mover, hbm](LoadJob& j) {
+    for (const PinnedBlock& b : j.host) mover->host()->Unpin(b);
     for (const HbmBlock& b : j.hbm) hbm->Unpin(b);
   };
   if (!st.ok()) {

@@ -1,5 +1,6 @@
 #include "src/options.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -95,6 +96,10 @@ Status Options::Set(std::string_view name, std::string_view value) {
   if (name == "hbm_bytes") return set_bytes(&hbm_bytes);
   if (name == "nvme_bytes") return set_bytes(&nvme_bytes);
   if (name == "host_slab_bytes") {
+    if (value == "auto") {
+      host_slab_bytes = 0;
+      return Status::Ok();
+    }
     uint64_t b = 0;
     KVT_RETURN_IF_ERROR(set_bytes(&b));
     if (b == 0 || b % 4096 != 0) {
@@ -226,11 +231,22 @@ Status Options::LoadFile(const std::string& path) {
   return Status::Ok();
 }
 
+uint64_t Options::HostSlabBytes() const {
+  if (host_slab_bytes != 0) return host_slab_bytes;
+  constexpr uint64_t kPage = 4096, kDefault = 16ull << 20;
+  const uint64_t quarter = (host_bytes / 4) / kPage * kPage;
+  return std::max(kPage, std::min(kDefault, quarter));
+}
+
 Status Options::Validate() const {
-  if (host_bytes < host_slab_bytes) {
+  if (host_bytes < 4096) {
+    return Status::InvalidArgument("host_bytes (" + FormatBytes(host_bytes) +
+                                   ") must be at least 4 KiB");
+  }
+  if (host_bytes < HostSlabBytes()) {
     return Status::InvalidArgument("host_bytes (" + FormatBytes(host_bytes) +
                                    ") must hold at least one slab (host_slab_bytes = " +
-                                   FormatBytes(host_slab_bytes) + ")");
+                                   FormatBytes(HostSlabBytes()) + ")");
   }
   if (nvme_bytes > 0 && nvme_bytes < 2 * nvme_segment_bytes) {
     return Status::InvalidArgument("nvme_bytes (" + FormatBytes(nvme_bytes) +

@@ -29,7 +29,7 @@ struct Options {
   std::string auth_id;  // a kvtierd --tenants credential id whose secret auth_secret is; "": shared
   std::string remote_write = "write_through";  // write_through | off; used when remote is set
   uint32_t io_depth = 64;
-  uint64_t host_slab_bytes = 16ull << 20;
+  uint64_t host_slab_bytes = 0;  // 0: auto (see HostSlabBytes)
   bool host_mlock = true;
   bool verify_host_reads = false;
   uint64_t nvme_segment_bytes = 64ull << 20;
@@ -48,6 +48,10 @@ struct Options {
   // than kMaxConfigFileBytes is InvalidArgument (a config is a few lines; this bounds memory).
   static constexpr size_t kMaxConfigFileBytes = 1u << 20;
   Status LoadFile(const std::string& path);
+  // The host pool's slab size: host_slab_bytes when set, else (auto) 16 MiB, or a quarter of
+  // host_bytes rounded down to 4 KiB (at least 4 KiB) when that is smaller, so that small host
+  // budgets (1, 2, 8 MiB) open with a few slabs instead of failing.
+  uint64_t HostSlabBytes() const;
   // Checks the combination (called by open).
   Status Validate() const;
   // Every option name Set accepts, for help texts.

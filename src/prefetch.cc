@@ -1,7 +1,6 @@
 #include "src/prefetch.h"
 
 #include <algorithm>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -9,44 +8,12 @@
 #include "io/aligned_buffer.h"
 
 namespace kvt {
-namespace {
-
-// NVMe reads one prefetch job keeps in flight (threads, each with its own ring).
-constexpr size_t kNvmeReaders = 4;
-
-}  // namespace
-
-Status FetchToHost(HostTier* host, NvmeTier* nvme, HbmTier* hbm, uint64_t ns, const Hash128& key,
-                   PinnedBlock* out, bool* from_nvme) {
-  *from_nvme = false;
-  if (host->Pin(ns, key, out)) return Status::Ok();
-  BlockMeta m;
-  const bool in_hbm = hbm != nullptr && hbm->Lookup(ns, key, &m, /*touch=*/false);
-  if (!in_hbm && (nvme == nullptr || !nvme->Lookup(ns, key, &m))) {
-    return Status::NotFound("block not stored");
-  }
-  // NVMe reads want a 4 KiB-aligned buffer of whole pages; one per thread, grown on demand.
-  thread_local AlignedBuffer scratch;
-  const size_t need = AlignUp(m.payload_bytes, AlignedBuffer::kPage);
-  if (scratch.size() < need) {
-    KVT_ASSIGN_OR_RETURN(scratch, AlignedBuffer::Allocate(need, /*lock=*/false));
-  }
-  if (in_hbm) {
-    // Only HBM holds it (the host copy was evicted): copy it back down.
-    KVT_RETURN_IF_ERROR(hbm->Read(ns, key, scratch.data(), m.payload_bytes, &m));
-  } else {
-    KVT_RETURN_IF_ERROR(nvme->Read(ns, key, scratch.data(), need, &m));
-    *from_nvme = true;
-  }
-  return host->Put(m, scratch.data(), /*checksum_known=*/true, out);
-}
-
 // One prefetch. Shared by the ticket (which only sets `cancelled`) and the worker; the pins are
 // dropped when the last of them lets go.
 struct PrefetchPipeline::Job {
   enum HbmState : uint8_t { kNone, kReserved, kPublished };
 
-  Tiers tiers;
+  Mover* mover = nullptr;
   uint64_t ns = 0;
   std::vector<Hash128> keys;
   BlockLayout geo;
@@ -55,7 +22,7 @@ struct PrefetchPipeline::Job {
   std::atomic<bool> cancelled{false};
   // Touched only by the worker, then by the destructor.
   std::vector<PinnedBlock> host;
-  std::vector<uint8_t> has_host;  // not vector<bool>: NVMe readers set entries concurrently
+  std::vector<uint8_t> has_host;
   std::vector<HbmBlock> hbm;
   std::vector<HbmState> hbm_state;
   // One per layer enqueued. Kept until the job goes (after the ticket's release), because the
@@ -65,20 +32,20 @@ struct PrefetchPipeline::Job {
   ~Job() {
     ReleaseHost();
     for (size_t i = 0; i < hbm.size(); ++i) {
-      if (hbm_state[i] == kReserved) tiers.hbm->Abandon(hbm[i]);
-      if (hbm_state[i] == kPublished) tiers.hbm->Unpin(hbm[i]);
+      if (hbm_state[i] == kReserved) mover->hbm()->Abort(hbm[i]);
+      if (hbm_state[i] == kPublished) mover->hbm()->Unpin(hbm[i]);
     }
   }
   void ReleaseHost() {
     for (size_t i = 0; i < host.size(); ++i) {
-      if (has_host[i]) tiers.host->Unpin(host[i]);
+      if (has_host[i]) mover->host()->Unpin(host[i]);
       has_host[i] = 0;
     }
   }
   bool Cancelled() const { return cancelled.load(std::memory_order_relaxed); }
 };
 
-PrefetchPipeline::PrefetchPipeline(Tiers tiers) : tiers_(tiers) {
+PrefetchPipeline::PrefetchPipeline(Mover* mover) : mover_(mover) {
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -99,11 +66,11 @@ PrefetchPipeline::~PrefetchPipeline() {
 StatusOr<std::unique_ptr<Ticket>> PrefetchPipeline::Start(uint64_t ns,
                                                           std::span<const Hash128> keys,
                                                           const BlockLayout& geo, bool to_hbm) {
-  if (to_hbm && tiers_.hbm == nullptr) {
+  if (to_hbm && mover_->hbm() == nullptr) {
     return Status::Unavailable("prefetch to HBM: this store has no HBM tier (set hbm_bytes > 0)");
   }
   auto job = std::make_shared<Job>();
-  job->tiers = tiers_;
+  job->mover = mover_;
   job->ns = ns;
   job->keys.assign(keys.begin(), keys.end());
   job->geo = geo;
@@ -118,7 +85,10 @@ StatusOr<std::unique_ptr<Ticket>> PrefetchPipeline::Start(uint64_t ns,
     std::lock_guard<std::mutex> l(mu_);
     if (stop_) return Status::Unavailable("prefetch: the store is closing");
     queue_.push_back(std::move(job));
-    Add(c_.queued);
+    const uint64_t q = c_.queued.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (q > c_.queued_high_water.load(std::memory_order_relaxed)) {
+      c_.queued_high_water.store(q, std::memory_order_relaxed);
+    }
   }
   cv_.notify_one();
   return ticket;
@@ -165,54 +135,60 @@ void PrefetchPipeline::Run(Job& job) {
 Status PrefetchPipeline::BringToHost(Job& job) {
   const uint64_t block_bytes = static_cast<uint64_t>(job.geo.block_bytes());
   const size_t n = job.keys.size();
-  std::vector<Status> status(n);
-  std::vector<size_t> on_nvme;
-  // Blocks in HBM or host are pinned in place, in order.
+  // Blocks already in HBM (HBM target) are pinned in place; the rest come to the host tier in one
+  // batch through the mover.
+  std::vector<Hash128> keys;
+  std::vector<size_t> pos;
   for (size_t i = 0; i < n && !job.Cancelled(); ++i) {
-    if (job.to_hbm && tiers_.hbm->Pin(job.ns, job.keys[i], &job.hbm[i])) {
+    if (job.to_hbm && mover_->hbm()->Pin(job.ns, job.keys[i], &job.hbm[i])) {
       job.hbm_state[i] = Job::kPublished;
       Add(c_.blocks_in_hbm);
-    } else if (tiers_.host->Pin(job.ns, job.keys[i], &job.host[i])) {
-      job.has_host[i] = 1;
-      Add(c_.blocks_in_host);
-    } else {
-      on_nvme.push_back(i);
+      continue;
     }
+    keys.push_back(job.keys[i]);
+    pos.push_back(i);
   }
-  // The rest are read from NVMe by up to kNvmeReaders threads at once: one synchronous read at a
-  // time leaves the device idle between reads. Each thread borrows its own io_uring context.
-  auto read = [&](size_t i) {
-    bool from_nvme = false;
-    status[i] = FetchToHost(tiers_.host, tiers_.nvme, job.to_hbm ? nullptr : tiers_.hbm, job.ns,
-                            job.keys[i], &job.host[i], &from_nvme);
-    if (!status[i].ok()) return;
-    job.has_host[i] = 1;
-    Add(from_nvme ? c_.blocks_from_nvme : c_.blocks_in_host);
-    if (from_nvme) Add(c_.bytes_nvme_to_host, block_bytes);
-  };
-  std::atomic<size_t> next{0};
-  auto reader = [&] {
-    for (size_t k; (k = next.fetch_add(1)) < on_nvme.size() && !job.Cancelled();) read(on_nvme[k]);
-  };
-  const size_t threads = std::min(on_nvme.size(), kNvmeReaders);
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(reader);
-  reader();
-  for (auto& t : pool) t.join();
-
+  std::vector<SlotPin> pins(keys.size());
+  std::vector<FetchResult> got(keys.size());
+  FetchOptions fo;
+  fo.skip_hbm = job.to_hbm;
+  fo.block_bytes = block_bytes;
+  fo.cancelled = [&job] { return job.Cancelled(); };
+  mover_->FetchToHost(job.ns, keys, pins, got, fo);
   size_t missing = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (status[i].IsNotFound()) {
-      ++missing;
-    } else if (!status[i].ok()) {
-      return status[i].WithContext("prefetch of block " + std::to_string(i));
-    } else if (job.has_host[i] && job.host[i].meta.payload_bytes != block_bytes) {
-      return Status::Internal("prefetch: stored block of " +
-                              std::to_string(job.host[i].meta.payload_bytes) +
-                              " bytes in a namespace of " + std::to_string(block_bytes) +
-                              "-byte blocks");
+  Status first;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const size_t i = pos[k];
+    if (!got[k].status.ok()) {
+      if (got[k].status.IsNotFound()) {
+        ++missing;
+      } else if (first.ok()) {
+        first = got[k].status.WithContext("prefetch of block " + std::to_string(i));
+      }
+      continue;
+    }
+    job.host[i] = pins[k];
+    job.has_host[i] = 1;
+    switch (got[k].from) {
+      case TierKind::kNvme:
+        Add(c_.blocks_from_nvme);
+        Add(c_.bytes_nvme_to_host, block_bytes);
+        break;
+      case TierKind::kRemote:
+        Add(c_.blocks_from_remote);
+        break;
+      default:
+        Add(c_.blocks_in_host);
+    }
+    if (first.ok() && pins[k].meta.payload_bytes != block_bytes) {
+      first = Status::Internal("prefetch: stored block of " +
+                               std::to_string(pins[k].meta.payload_bytes) +
+                               " bytes in a namespace of " + std::to_string(block_bytes) +
+                               "-byte blocks");
     }
   }
+  if (job.Cancelled()) return Status::Ok();
+  KVT_RETURN_IF_ERROR(first);
   if (missing > 0) {
     return Status::NotFound(std::to_string(missing) + " of " + std::to_string(n) +
                             " blocks are not stored");
@@ -221,7 +197,7 @@ Status PrefetchPipeline::BringToHost(Job& job) {
 }
 
 Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
-  HbmTier* hbm = tiers_.hbm;
+  HbmTier* hbm = mover_->hbm();
   DeviceMemory* dev = hbm->device();
   const GpuStream stream = dev->copy_stream();
   const size_t n = job.keys.size();
@@ -296,20 +272,25 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
   return Status::Ok();
 }
 
-void PrefetchPipeline::StatsJson(nlohmann::json* out) const {
+void PrefetchPipeline::VisitCounters(const CounterVisitor& visit) const {
   auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-  auto& j = *out;
-  j["jobs"] = get(c_.jobs);
-  j["jobs_failed"] = get(c_.jobs_failed);
-  j["jobs_cancelled"] = get(c_.jobs_cancelled);
-  j["blocks"] = get(c_.blocks);
-  j["blocks_in_hbm"] = get(c_.blocks_in_hbm);
-  j["blocks_in_host"] = get(c_.blocks_in_host);
-  j["blocks_from_nvme"] = get(c_.blocks_from_nvme);
-  j["bytes_nvme_to_host"] = get(c_.bytes_nvme_to_host);
-  j["bytes_host_to_hbm"] = get(c_.bytes_host_to_hbm);
-  j["layers_completed"] = get(c_.layers_completed);
-  j["queued"] = get(c_.queued);
+  visit("jobs", get(c_.jobs));
+  visit("jobs_failed", get(c_.jobs_failed));
+  visit("jobs_cancelled", get(c_.jobs_cancelled));
+  visit("blocks", get(c_.blocks));
+  visit("blocks_in_hbm", get(c_.blocks_in_hbm));
+  visit("blocks_in_host", get(c_.blocks_in_host));
+  visit("blocks_from_nvme", get(c_.blocks_from_nvme));
+  visit("blocks_from_remote", get(c_.blocks_from_remote));
+  visit("bytes_nvme_to_host", get(c_.bytes_nvme_to_host));
+  visit("bytes_host_to_hbm", get(c_.bytes_host_to_hbm));
+  visit("layers_completed", get(c_.layers_completed));
+  visit("queued", get(c_.queued));
+  visit("queued_high_water", get(c_.queued_high_water));
+}
+
+void PrefetchPipeline::StatsJson(nlohmann::json* out) const {
+  VisitCounters(JsonCounterVisitor(out));
 }
 
 }  // namespace kvt

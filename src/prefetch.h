@@ -1,9 +1,11 @@
 // PrefetchPipeline: moves blocks up the tiers in the background, layer by layer, and completes a
 // Ticket as each layer lands.
 //
-//   NVMe -> host   NvmeTier::Read (io_uring, verified against the record's checksum) of whole
-//                  blocks, inserted into the host tier pinned. A block is verified as a whole, so
-//                  this hop completes per block, not per layer.
+//   * -> host      Mover::FetchToHost: blocks already in the host tier are pinned in place; the
+//                  rest are brought there in one batch (NVMe reads io_depth at a time straight
+//                  into reserved host slots, verified; remote blocks in one streamed request; HBM
+//                  blocks copied down for a host target). A block is verified as a whole, so this
+//                  hop completes per block, not per layer.
 //   host -> HBM    for layer 0, 1, ...: one copy per block of that layer's bytes (a payload is
 //                  layer-major, so a layer of a block is contiguous) from its pinned host slot into
 //                  a reserved HBM slot on the device's copy stream (cudaMemcpyAsync), then a
@@ -39,9 +41,7 @@
 #include "kernels/kv_layout.h"
 #include "src/block_key.h"
 #include "src/ticket.h"
-#include "tiers/hbm/hbm_tier.h"
-#include "tiers/host/host_tier.h"
-#include "tiers/nvme/nvme_tier.h"
+#include "src/mover.h"
 
 namespace kvt {
 
@@ -53,7 +53,9 @@ struct PrefetchCounters {
   std::atomic<uint64_t> blocks_from_nvme{0};
   std::atomic<uint64_t> bytes_nvme_to_host{0}, bytes_host_to_hbm{0};
   std::atomic<uint64_t> layers_completed{0};
+  std::atomic<uint64_t> blocks_from_remote{0};
   std::atomic<uint64_t> queued{0};  // jobs waiting for the worker now (a gauge)
+  std::atomic<uint64_t> queued_high_water{0};
 };
 
 // The payload layout of a namespace's blocks.
@@ -68,21 +70,11 @@ inline BlockLayout LayoutOf(const Geometry& g) {
   return b;
 }
 
-// Pins a block in the host tier: in place when it is there, else copied up from NVMe (verified)
-// or down from HBM and inserted pinned. nvme and hbm may be null. NotFound when none holds it;
-// *from_nvme says whether it came from NVMe.
-Status FetchToHost(HostTier* host, NvmeTier* nvme, HbmTier* hbm, uint64_t ns, const Hash128& key,
-                   PinnedBlock* out, bool* from_nvme);
-
 class PrefetchPipeline {
  public:
-  struct Tiers {
-    HostTier* host = nullptr;  // required
-    NvmeTier* nvme = nullptr;  // optional
-    HbmTier* hbm = nullptr;    // optional; required for HBM targets
-  };
-  // Tiers are not owned and must outlive the pipeline and every ticket it returned.
-  explicit PrefetchPipeline(Tiers tiers);
+  // The mover (and its tiers) is not owned and must outlive the pipeline and every ticket it
+  // returned.
+  explicit PrefetchPipeline(Mover* mover);
   // Fails queued jobs with Unavailable and joins the worker (after the job it is running).
   ~PrefetchPipeline();
   PrefetchPipeline(const PrefetchPipeline&) = delete;
@@ -99,6 +91,7 @@ class PrefetchPipeline {
   void SetLayerHookForTest(std::function<void(uint32_t layer)> hook) { hook_ = std::move(hook); }
 
   const PrefetchCounters& counters() const { return c_; }
+  void VisitCounters(const CounterVisitor& visit) const;
   void StatsJson(nlohmann::json* out) const;
 
  private:
@@ -108,7 +101,7 @@ class PrefetchPipeline {
   Status BringToHost(Job& job);
   Status CopyLayersToHbm(Job& job);
 
-  const Tiers tiers_;
+  Mover* const mover_;
   std::function<void(uint32_t)> hook_;
   PrefetchCounters c_;
   std::mutex mu_;

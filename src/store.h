@@ -1,6 +1,7 @@
-// Store: the engine. Owns the tiers, the namespace registry and the key hasher, verifies every hit
-// (stored parent and token digest against the caller's), and moves blocks between tiers. The C API
-// (c_api.cc) is a thin shell over it.
+// Store: the engine. Owns the tiers, the namespace registry and the key hasher, and verifies every
+// hit (stored parent and token digest against the caller's). It loops over its configured tiers
+// (the tier contract, tiers/tier.h; fastest first) for lookups, removal and drops, and hands every
+// movement of bytes to its Mover (src/mover.h). The C API (c_api.cc) is a thin shell over it.
 //
 // Thread safety: every method may be called concurrently, except Close, which must not race any
 // other call.
@@ -23,6 +24,7 @@
 #include "src/batch_runner.h"
 #include "src/block_key.h"
 #include "src/events.h"
+#include "src/mover.h"
 #include "src/options.h"
 #include "src/prefetch.h"
 #include "src/registered_memory.h"
@@ -47,21 +49,18 @@ struct NamespaceInfo {
   uint64_t block_bytes = 0;
 };
 
+// The store's own counters; the mover's (demotions, promotions, write-through, remote fetches)
+// are the Mover's, visited into the same "store" object of kvt_stats_json.
 struct StoreCounters {
   std::atomic<uint64_t> puts{0}, gets{0}, get_hits{0}, get_misses{0};
   std::atomic<uint64_t> lookups{0}, lookup_keys{0}, lookup_prefix_blocks{0};
   std::atomic<uint64_t> matches{0}, match_keys{0}, match_prefix_blocks{0};
   std::atomic<uint64_t> collisions{0}, unverified_hits{0};
   std::atomic<uint64_t> removes{0}, namespace_drops{0}, prefetches{0};
-  std::atomic<uint64_t> demotions{0}, demotions_skipped{0}, demotion_failures{0};
-  std::atomic<uint64_t> admission_rejects{0};
-  std::atomic<uint64_t> promotions{0}, promotion_failures{0};
-  std::atomic<uint64_t> write_throughs{0}, write_through_failures{0};
-  std::atomic<uint64_t> hbm_demotions{0}, hbm_demotions_skipped{0}, hbm_demotion_failures{0};
   // Remote tier (client side) and serving peers (kvtierd side).
-  std::atomic<uint64_t> remote_hits{0}, remote_fetches{0}, remote_fetch_failures{0};
-  std::atomic<uint64_t> remote_puts{0}, remote_put_failures{0};
+  std::atomic<uint64_t> remote_hits{0};
   std::atomic<uint64_t> peer_puts{0}, peer_put_rejects{0};
+  void Visit(const CounterVisitor& visit) const;
 };
 
 // One block of a batch (kvt_io): what to move, and its outcome.
@@ -91,6 +90,10 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   Status Flush();
+  // Waits until the background demotion writer has written (or failed) every block evicted so
+  // far; nothing is synced. kvtier-sim --validate compares the store step by step with a model
+  // whose demotions are synchronous.
+  void WaitForDemotions() { mover_->DrainDemotions(); }
 
   StatusOr<uint64_t> OpenNamespace(const NamespaceDesc& d);
   // The namespace, or InvalidArgument naming the unknown id.
@@ -117,7 +120,10 @@ class Store {
                                              Tier target);
 
   // --- HBM tier and GPU paths (store_hbm.cc) ---
-  // The HBM tier, or null when hbm_bytes == 0.
+  // Every movement of bytes between tiers (prefetch and the kvt_gpu_* paths use it too).
+  Mover* mover() const { return mover_.get(); }
+  // The tiers themselves, for tests and tools that inspect them (the engine's own paths go
+  // through the mover). hbm(): null when hbm_bytes == 0.
   HbmTier* hbm() const { return hbm_.get(); }
   HostTier* host() const { return host_.get(); }
   NvmeTier* nvme() const { return nvme_.get(); }
@@ -168,47 +174,22 @@ class Store {
  private:
   explicit Store(const Options& o) : opts_(o), hasher_(o.hash_secret) {}
   Status OpenDirectory();
-  // Where a block is, or kNone; checks its stored parent against `parent` and (when both have
-  // them) its token digest against `digest`. A mismatch is a collision: counted, reported kNone.
-  Tier Locate(const NamespaceInfo& ns, const Hash128& key, const Hash128& parent,
+  // Where each key's block is (tiers[i], kNone when absent), asking the tiers fastest first; the
+  // remote tier (one batched request) only for keys no local tier holds. A found block's stored
+  // parent must be keys[i-1] (the root for i = 0) and, when both have them, its token digest
+  // digests[i]: a mismatch is a collision, counted and reported kNone. With stop_at_miss and no
+  // remote tier, stops at the first miss (the rest stay kNone). PermissionDenied is returned.
+  Status Locate(const NamespaceInfo& ns, std::span<const Hash128> keys,
+                std::span<const Hash128> digests, bool stop_at_miss, Tier* tiers);
+  // Whether meta verifies as keys[i] of a chain (parent, digest, size); counts a collision.
+  bool Verify(const NamespaceInfo& ns, StorageTier* t, const BlockMeta& m, const Hash128& parent,
               const Hash128* digest);
-  // Whether NVMe already holds this very block (same key, parent and payload checksum), so
-  // writing it again would only cost SSD endurance.
-  bool NvmeHolds(const BlockMeta& meta) const;
-  // Host -> NVMe (write-back: on eviction and at flush), through admission; skipped when NVMe
-  // holds the block already. Runs without the host lock. The write's status.
-  Status Demote(const BlockMeta& meta, const uint8_t* data);
-  // A demotion on eviction failed: the block is lost. Remembered for the next Flush.
-  void NoteLostDemotion(const Status& st);
-  // The lost demotions since the last call, as one error (OK when none), and forgets them.
-  Status TakeLostDemotions();
-  // Copies a block from NVMe into the host tier (and into dst when given). NotFound on a miss.
-  Status Promote(uint64_t ns, const Hash128& key, void* dst, size_t bytes);
-  // Writes a block now in the host tier to NVMe as well (write-through).
-  Status WriteThrough(uint64_t ns, const Hash128& key);
-  // Opens the HBM tier (hbm_bytes > 0) and starts the prefetch pipeline. Called last by Open.
+  // Opens the HBM tier (hbm_bytes > 0), the mover and the prefetch pipeline. Called by Open.
   Status StartHbmAndPrefetch();
-  // HBM -> host on eviction from HBM; skipped when the host tier holds the block already.
-  void DemoteFromHbm(const BlockMeta& meta, const uint8_t* device_data);
   void HbmStatsJson(nlohmann::json* root) const;
-  bool WriteThroughMode() const { return opts_.write_policy == "write_through"; }
   // --- remote tier (client side; src/store_remote.cc) ---
   Status OpenRemote();
   bool RemoteWriteThrough() const { return remote_ && opts_.remote_write == "write_through"; }
-  // For every tiers[i] == kNone, asks the owning node and sets kRemote where the block's stored
-  // parent (keys[i-1], or the root) and token digest (digests[i] when given) verify, as Locate
-  // does for local blocks. PermissionDenied is returned; unreachable nodes are misses.
-  Status RemoteLocate(const NamespaceInfo& ns, std::span<const Hash128> keys,
-                      std::span<const Hash128> digests, Tier* tiers);
-  // Streams blocks from their owners straight into host-tier slots, checksum-verified; marks
-  // got[i]. Fails only with PermissionDenied; other failures leave blocks missing (counted).
-  Status RemoteFetch(const NamespaceInfo& ns, std::span<const Hash128> keys, std::vector<bool>* got);
-  // Get's last resort: fetch into the host tier, then read from there. NotFound on a miss.
-  Status RemoteGet(const NamespaceInfo& ns, const Hash128& key, void* dst, size_t bytes);
-  // Sends a block now in the host tier to its owning node (remote_write = write_through).
-  Status RemotePut(const NamespaceInfo& ns, const Hash128& key);
-  // Prefetch: brings blocks no local tier holds into the host tier in one streamed batch.
-  void RemotePrefetch(const NamespaceInfo& ns, std::span<const Hash128> keys);
 
   // --- engine-facing internals (src/store_batch.cc) ---
   // Events, registered memory and the eviction hooks events need. Called by Open.
@@ -234,11 +215,8 @@ class Store {
   std::unique_ptr<HostTier> host_;
   std::unique_ptr<NvmeTier> nvme_;  // null when nvme_bytes == 0
   std::unique_ptr<RemoteTier> remote_;  // null when `remote` is empty
-  std::mutex admission_mu_;
-  std::unique_ptr<AdmissionPolicy> admission_;  // GUARDED_BY(admission_mu_)
-  std::mutex lost_mu_;
-  uint64_t lost_demotions_ = 0;  // GUARDED_BY(lost_mu_): failed evictions not yet reported
-  Status lost_first_;            // GUARDED_BY(lost_mu_)
+  std::unique_ptr<RemoteTierAdapter> remote_adapter_;
+  std::unique_ptr<AdmissionPolicy> admission_;  // handed to the mover at open
   mutable std::shared_mutex ns_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
   mutable StoreCounters counters_;
@@ -246,9 +224,13 @@ class Store {
   std::unique_ptr<DeviceMemory> device_;  // set at open with an HBM tier, else on first Device()
   std::unique_ptr<HbmTier> hbm_;          // null when hbm_bytes == 0
   std::unique_ptr<EventQueue> events_;      // null when event_queue == 0
+  // After the tiers and the event queue (its eviction hooks note events): destroyed before them,
+  // once its demotion writer has drained.
+  std::unique_ptr<Mover> mover_;
   std::unique_ptr<MemoryRegistry> memory_;  // caller ranges (kvt_register_memory)
   mutable EngineCounters engine_counters_;
   std::mutex batch_runner_mu_;
+  // Destroyed before the mover: its workers move blocks through it.
   std::unique_ptr<BatchRunner> batch_runner_;  // GUARDED_BY(batch_runner_mu_); started on first use
   // Last: destroyed first, so its worker stops before the tiers it moves blocks between go.
   std::unique_ptr<PrefetchPipeline> prefetch_;

@@ -49,14 +49,10 @@ Status Store::StartEngineFacing() {
   if (opts_.event_queue > 0) {
     events_ = std::make_unique<EventQueue>(opts_.event_queue);
     Store* self = this;
-    // Host evictions: with write-back and NVMe the block is demoted first (as before), then it
-    // is gone only if no tier took it. The sink is installed only with events on, so a store
-    // without them behaves exactly as before.
-    const bool demote = nvme_ && !WriteThroughMode();
-    host_->SetEvictSink([self, demote](const BlockMeta& m, const uint8_t* data) {
-      if (demote) (void)self->Demote(m, data);
-      self->NoteGone(m.ns, m.key);
-    });
+    // Every block that leaves a tier (host or HBM eviction, a demotion dropped, failed or not
+    // admitted) reaches the mover's gone hook; REMOVED only if no tier took it. Installed only
+    // with events on, so a store without them pays nothing.
+    mover_->SetGoneHook([self](uint64_t ns, const Hash128& k) { self->NoteGone(ns, k); });
     if (nvme_) nvme_->SetDropSink([self](uint64_t ns, const Hash128& k) { self->NoteGone(ns, k); });
   }
   NvmeTier* nvme = nvme_.get();
@@ -74,9 +70,11 @@ Status Store::StartEngineFacing() {
 }
 
 bool Store::HeldLocally(uint64_t ns, const Hash128& key) {
-  BlockMeta m;
-  return host_->Lookup(ns, key, &m, /*touch=*/false) ||
-         (hbm_ && hbm_->Lookup(ns, key, &m, /*touch=*/false)) || (nvme_ && nvme_->Lookup(ns, key, &m));
+  // Every local tier, blocks on their way to NVMe included.
+  for (StorageTier* t : mover_->tiers()) {
+    if (t->kind() != TierKind::kRemote && t->Lookup(ns, key, nullptr, /*touch=*/false)) return true;
+  }
+  return false;
 }
 
 void Store::NoteStored(uint64_t ns, const Hash128& key) {
@@ -147,15 +145,17 @@ Status Store::PutBatch(uint64_t ns, std::span<BatchEntry> v) {
 }
 
 void Store::GetEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
-  std::vector<size_t> disk;  // entries the memory tiers missed
+  std::vector<size_t> disk;  // entries the memory tiers (and the demotion queue) missed
   for (size_t i = 0; i < v.size(); ++i) {
     BatchEntry& e = v[i];
     Add(counters_.gets);
-    e.tier = Tier::kHost;
-    e.status = host_->Read(info.id, e.key, e.buf, e.bytes, nullptr);
-    if (e.status.IsNotFound() && hbm_) {
-      e.tier = Tier::kHbm;
-      e.status = hbm_->Read(info.id, e.key, e.buf, e.bytes, nullptr);
+    TierKind from;
+    e.status = mover_->ReadFromMemory(info.id, e.key, e.buf, e.bytes, &from);
+    e.tier = static_cast<Tier>(from);
+    // On its way to NVMe (the demotion queue's copy): an NVMe-tier block that lands straight in
+    // registered memory, as a disk read would (no staging copy), so it counts as a direct read.
+    if (e.status.ok() && from == TierKind::kNvme && memory_->Acquire(e.buf, e.bytes)) {
+      Add(engine_counters_.direct_reads);
     }
     if (e.status.IsNotFound() && (nvme_ || remote_)) {
       disk.push_back(i);
@@ -167,8 +167,8 @@ void Store::GetEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
   if (disk.empty()) return;
   // The NVMe part of the batch: one ReadBatch keeps up to io_depth reads in flight, each block
   // straight into the caller's buffer (READ_FIXED when it lies in registered memory; the tier
-  // copies through its scratch only for an unaligned buffer). Registered ranges are leased so that
-  // kvt_unregister_memory waits for these reads.
+  // copies through its scratch only for an unaligned buffer), then promoted from there by the
+  // mover. Registered ranges are leased so that kvt_unregister_memory waits for these reads.
   std::vector<NvmeReadItem> items;
   std::vector<MemoryRegistry::Lease> leases;
   std::vector<bool> registered(disk.size(), false);
@@ -186,22 +186,17 @@ void Store::GetEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
         leases.push_back(std::move(lease));
       }
     }
-    nvme_->ReadBatch(items);
+    mover_->ReadNvmeBatch(items);
     leases.clear();
   }
   for (size_t k = 0; k < disk.size(); ++k) {
     BatchEntry& e = v[disk[k]];
     e.status = nvme_ ? items[k].status : Status::NotFound("block not stored");
     e.tier = Tier::kNvme;
-    if (e.status.ok()) {
-      if (registered[k]) Add(engine_counters_.direct_reads);
-      // Promotion to the host tier, from the caller's buffer (the verified bytes).
-      Status hs = host_->Put(items[k].meta, e.buf, /*checksum_known=*/true);
-      Add(hs.ok() ? counters_.promotions : counters_.promotion_failures);
-    }
+    if (e.status.ok() && registered[k]) Add(engine_counters_.direct_reads);
     if (e.status.IsNotFound() && remote_) {
       e.tier = Tier::kRemote;
-      e.status = RemoteGet(info, e.key, e.buf, e.bytes);
+      e.status = mover_->GetFromRemote(info.id, e.key, e.buf, e.bytes);
     }
     if (!e.status.ok()) e.tier = Tier::kNone;
     Add(e.status.ok() ? counters_.get_hits : counters_.get_misses);
@@ -209,12 +204,14 @@ void Store::GetEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
 }
 
 void Store::PutEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
-  const bool write_through = nvme_ && WriteThroughMode();
-  std::vector<PinnedBlock> pins;  // write-through: stored blocks held until written down
-  std::vector<size_t> pinned_entry;
-  for (size_t i = 0; i < v.size(); ++i) {
-    BatchEntry& e = v[i];
-    BlockMeta m;
+  const size_t n = v.size();
+  std::vector<BlockMeta> metas(n);
+  std::vector<const void*> datas(n);
+  std::vector<uint8_t> was_held(n, 0), stored(n, 0);
+  std::vector<Status> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const BatchEntry& e = v[i];
+    BlockMeta& m = metas[i];
     m.ns = info.id;
     m.key = e.key;
     m.parent = NormalizeParent(info, e.parent);
@@ -223,43 +220,18 @@ void Store::PutEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
       m.has_tokens = true;
       m.tokens_digest = hasher_.TokensDigest({e.tokens, info.geometry.block_tokens});
     }
-    const bool was_held = EventsOn() && HeldLocally(info.id, e.key);
-    PinnedBlock pin;
-    e.status = host_->Put(m, e.buf, /*checksum_known=*/false, write_through ? &pin : nullptr);
-    e.tier = e.status.ok() ? Tier::kHost : Tier::kNone;
-    if (!e.status.ok()) continue;
+    datas[i] = e.buf;
+    was_held[i] = EventsOn() && HeldLocally(info.id, e.key);
+  }
+  // Host slots, then (write-through) one NVMe submission and the remote owners, from the pins.
+  mover_->PutBatch(metas, datas.data(), RemoteWriteThrough(), out, stored);
+  for (size_t i = 0; i < n; ++i) {
+    BatchEntry& e = v[i];
+    e.status = out[i];
+    e.tier = stored[i] ? Tier::kHost : Tier::kNone;
+    if (!stored[i]) continue;
     Add(counters_.puts);
-    if (!was_held) NoteStored(info.id, e.key);
-    if (write_through) {
-      pins.push_back(pin);
-      pinned_entry.push_back(i);
-    }
-  }
-  if (!pins.empty()) {
-    // Write-through: every block the batch stored goes down in one NVMe submission.
-    std::vector<NvmeWriteItem> items;
-    std::vector<size_t> item_entry;
-    for (size_t k = 0; k < pins.size(); ++k) {
-      if (NvmeHolds(pins[k].meta)) {
-        Add(counters_.write_throughs);
-        continue;
-      }
-      items.push_back(NvmeWriteItem{pins[k].meta, pins[k].data});
-      item_entry.push_back(pinned_entry[k]);
-    }
-    std::vector<Status> results;
-    if (!items.empty()) (void)nvme_->WriteBatch(items, &results);
-    for (size_t k = 0; k < items.size(); ++k) {
-      const Status st = k < results.size() ? results[k] : Status::Internal("no write result");
-      Add(st.ok() ? counters_.write_throughs : counters_.write_through_failures);
-      if (!st.ok()) v[item_entry[k]].status = st;  // stored in host, not written down: reported
-    }
-    for (const PinnedBlock& p : pins) host_->Unpin(p);
-  }
-  if (RemoteWriteThrough()) {
-    for (BatchEntry& e : v) {
-      if (e.status.ok()) e.status = RemotePut(info, e.key);
-    }
+    if (!was_held[i]) NoteStored(info.id, e.key);
   }
 }
 

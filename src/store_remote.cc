@@ -1,5 +1,6 @@
-// The store's remote side: the remote tier as a client (lookups and gets that miss locally, puts
-// sent to the owning node) and the calls kvtierd's sessions make to serve peers. Kept apart from
+// The store's remote side: opening the remote tier (its adapter joins the store's tiers; lookups,
+// gets and puts reach it through Store::Locate and the mover) and the calls kvtierd's sessions
+// make to serve peers. Kept apart from
 // store.cc so that the local tiers' code stays readable on its own.
 #include <cstring>
 
@@ -17,97 +18,16 @@ Status Store::OpenRemote() {
   ro.credential = opts_.auth_id;
   ro.tls = {opts_.tls_cert, opts_.tls_key, opts_.tls_ca};
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
+  remote_adapter_ = std::make_unique<RemoteTierAdapter>(
+      remote_.get(),
+      [this](uint64_t ns) -> const std::string* {
+        auto info = Namespace(ns);
+        return info.ok() ? &(*info)->encoding : nullptr;
+      },
+      /*propagate_drops=*/RemoteWriteThrough());
   // A wrong secret is a configuration error worth failing open for; a node that is down is not
   // (it may come up later, and its blocks are misses meanwhile).
   return remote_->Probe();
-}
-
-Status Store::RemoteLocate(const NamespaceInfo& ns, std::span<const Hash128> keys,
-                           std::span<const Hash128> digests, Tier* tiers) {
-  std::vector<Hash128> ask;
-  std::vector<size_t> pos;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (tiers[i] == Tier::kNone) {
-      ask.push_back(keys[i]);
-      pos.push_back(i);
-    }
-  }
-  if (ask.empty()) return Status::Ok();
-  std::vector<wire::LookupEntry> entries;
-  KVT_RETURN_IF_ERROR(remote_->Lookup(ns.encoding, ask, &entries));
-  for (size_t k = 0; k < ask.size(); ++k) {
-    const wire::LookupEntry& e = entries[k];
-    if (!e.present) continue;
-    const size_t i = pos[k];
-    const Hash128 parent = i == 0 ? ns.root : keys[i - 1];
-    const bool digest_ok = digests.empty() || !e.info.has_tokens ||
-                           e.info.tokens_digest == digests[i];
-    // The same checks as Locate makes for a local block: a mismatch is a collision, a miss.
-    if (e.info.parent != parent || !digest_ok || e.info.payload_bytes != ns.block_bytes) {
-      Add(counters_.collisions);
-      continue;
-    }
-    if (!digests.empty() && !e.info.has_tokens) Add(counters_.unverified_hits);
-    Add(counters_.remote_hits);
-    tiers[i] = Tier::kRemote;
-  }
-  return Status::Ok();
-}
-
-Status Store::RemoteFetch(const NamespaceInfo& ns, std::span<const Hash128> keys,
-                          std::vector<bool>* got) {
-  got->assign(keys.size(), false);
-  Status s = remote_->Get(ns.encoding, keys, [&](size_t i, RemotePayload* p) {
-    const wire::BlockInfo& b = p->info();
-    if (b.payload_bytes != ns.block_bytes) return;  // not a block of this namespace: skipped
-    bool filled = false;
-    // The payload goes from the socket straight into the new host slot; a checksum failure
-    // releases the slot, so nothing unverified is ever visible.
-    Status ps = host_->PutFilled(
-        ToBlockMeta(ns.id, b), [&](uint8_t* dst, BlockMeta*) { return p->Read(dst); }, &filled);
-    if (ps.ok()) {
-      (*got)[i] = true;
-      Add(counters_.remote_fetches);
-    } else {
-      Add(counters_.remote_fetch_failures);
-    }
-  });
-  if (!s.ok()) {
-    Add(counters_.remote_fetch_failures);
-    if (s.code() == Code::kPermissionDenied) return s;
-    KVT_LOG(kDebug, "remote fetch: " + s.ToString());
-  }
-  return Status::Ok();
-}
-
-Status Store::RemoteGet(const NamespaceInfo& ns, const Hash128& key, void* dst, size_t bytes) {
-  std::vector<bool> got;
-  KVT_RETURN_IF_ERROR(RemoteFetch(ns, {&key, 1}, &got));
-  if (!got[0]) return Status::NotFound("block not stored locally nor at its owning node");
-  return host_->Read(ns.id, key, dst, bytes, nullptr);
-}
-
-void Store::RemotePrefetch(const NamespaceInfo& ns, std::span<const Hash128> keys) {
-  std::vector<Hash128> missing;
-  for (const Hash128& k : keys) {
-    if (host_->Lookup(ns.id, k, nullptr, /*touch=*/false)) continue;
-    if (hbm_ && hbm_->Lookup(ns.id, k, nullptr, /*touch=*/false)) continue;
-    if (nvme_ && nvme_->Lookup(ns.id, k, nullptr)) continue;
-    missing.push_back(k);
-  }
-  if (missing.empty()) return;
-  std::vector<bool> got;
-  (void)RemoteFetch(ns, missing, &got);  // what did not arrive is reported by the ticket
-}
-
-Status Store::RemotePut(const NamespaceInfo& ns, const Hash128& key) {
-  PinnedBlock b;
-  // Evicted already: nothing to send. Sending a copy is not a use (no touch).
-  if (!host_->Pin(ns.id, key, &b, /*touch=*/false)) return Status::Ok();
-  Status s = remote_->Put(ns.encoding, ToBlockInfo(b.meta), b.data);
-  host_->Unpin(b);
-  Add(s.ok() ? counters_.remote_puts : counters_.remote_put_failures);
-  return s.WithContext("stored locally; remote write");
 }
 
 // --- serving peers -------------------------------------------------------------------------------
@@ -127,16 +47,19 @@ StatusOr<const NamespaceInfo*> Store::OpenEncodedNamespace(std::string_view enco
 }
 
 bool Store::PeekLocal(uint64_t ns, const Hash128& key, BlockMeta* meta) {
-  if (host_->Lookup(ns, key, meta, /*touch=*/true)) return true;
-  return nvme_ && nvme_->Lookup(ns, key, meta);
+  for (StorageTier* t : mover_->tiers()) {
+    if (t->kind() == TierKind::kRemote || t->kind() == TierKind::kHbm) continue;
+    if (t->Lookup(ns, key, meta, /*touch=*/true)) return true;
+  }
+  return false;
 }
 
 bool Store::PinLocal(uint64_t ns, const Hash128& key, PinnedBlock* out) {
-  if (host_->Pin(ns, key, out)) return true;
-  BlockMeta m;
-  if (!nvme_ || !nvme_->Lookup(ns, key, &m)) return false;
-  if (!Promote(ns, key, nullptr, m.payload_bytes).ok()) return false;
-  return host_->Pin(ns, key, out);
+  FetchResult r;
+  FetchOptions fo;
+  fo.local_only = true;  // a peer asked us: never ask the remote tier back
+  mover_->FetchToHost(ns, {&key, 1}, {out, 1}, {&r, 1}, fo);
+  return r.status.ok();
 }
 
 Status Store::PutFromPeer(const BlockMeta& meta, const void* data) {
@@ -152,11 +75,14 @@ Status Store::PutFromPeer(const BlockMeta& meta, const void* data) {
     return Status::Corruption("put payload does not match its checksum");
   }
   const bool was_held = EventsOn() && HeldLocally(meta.ns, meta.key);
-  KVT_RETURN_IF_ERROR(host_->Put(meta, data, /*checksum_known=*/true));
-  Add(counters_.peer_puts);
-  if (!was_held) NoteStored(meta.ns, meta.key);
-  if (nvme_ && WriteThroughMode()) KVT_RETURN_IF_ERROR(WriteThrough(meta.ns, meta.key));
-  return Status::Ok();
+  // Stored locally (and written through to NVMe in that mode), never sent on to a remote node.
+  Status s = mover_->Put(meta, data, /*checksum_known=*/true, /*remote_write=*/false);
+  if (s.ok()) Add(counters_.peer_puts);
+  // A failed write-through leaves the block stored in the host tier: it is new all the same.
+  if (!was_held && EventsOn() && (s.ok() || host_->Lookup(meta.ns, meta.key, nullptr, false))) {
+    NoteStored(meta.ns, meta.key);
+  }
+  return s;
 }
 
 }  // namespace kvt

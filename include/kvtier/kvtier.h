@@ -104,10 +104,10 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  * GiB, T, TiB: powers of 1024; KB, MB, GB, TB: powers of 1000). Names, values (defaults in brackets) and each size rule (checked here, or at
  * kvt_open for rules between two options):
  *   dir            directory for the NVMe tier and the lock file ["./kvtier-data"]
- *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]. Must hold at least one slab
- *                  (host_bytes >= host_slab_bytes, checked at open); the budget is used in whole
- *                  slabs (rounded down). A namespace whose block (rounded up to 4 KiB) is larger
- *                  than the usable budget is refused by kvt_namespace_open.
+ *   host_bytes     host tier budget, a size such as "8GiB" ["1GiB"]. At least 4 KiB and at
+ *                  least one slab (host_bytes >= host_slab_bytes, checked at open); the budget is
+ *                  used in whole slabs (rounded down). A namespace whose block (rounded up to
+ *                  4 KiB) is larger than the usable budget is refused by kvt_namespace_open.
  *   hbm_bytes      HBM tier budget ["0": no HBM tier]. When > 0, at least 256 bytes; it holds
  *                  whole slots of the first stored block's size rounded up to 256 bytes.
  *   nvme_bytes     NVMe tier budget ["0": no NVMe tier]. When > 0, at least two segments
@@ -125,11 +125,12 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   remote_write   "write_through" | "off" ["write_through"]: with remote set, a put is also sent
  *                  to the block's owning node (and a namespace drop to every node)
  *   io_depth       io_uring queue depth, 1..4096 ["64"]; also the entries an async batch moves
- *                  per step (at least 8)
- *   host_slab_bytes  size of one host-pool slab, a positive multiple of 4 KiB ["16MiB"]; at most
- *                  host_bytes. A slab serves slots of one block size (rounded up to 4 KiB); a
- *                  block larger than a slab takes a run of contiguous slabs. For a small host
- *                  tier (e.g. host_bytes "1MiB") set host_slab_bytes to at most host_bytes.
+ *                  per step (at least 8), and the blocks a flush or a demotion writes per batch
+ *   host_slab_bytes  size of one host-pool slab, a positive multiple of 4 KiB at most host_bytes,
+ *                  or "auto" ["auto": 16MiB, or host_bytes/4 rounded down to 4 KiB when that is
+ *                  smaller, so that 1, 2 or 8 MiB host budgets open]. A slab serves slots of one
+ *                  block size (rounded up to 4 KiB); a block larger than a slab takes a run of
+ *                  contiguous slabs.
  *   host_mlock     "true" | "false": lock the host pool in RAM where allowed ["true"]
  *   verify_host_reads  "true" | "false": verify checksums on host-tier reads too ["false"]
  *   nvme_segment_bytes NVMe segment size, the unit of reclamation: a multiple of 4 KiB, 1 MiB to

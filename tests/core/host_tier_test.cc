@@ -1,11 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
 #include "tiers/host/host_tier.h"
+#include "base/copy_checksum.h"
+#include "base/hash.h"
 
 namespace kvt {
 namespace {
@@ -111,10 +114,12 @@ TEST(HostTier, RemoveWhilePinnedKeepsBytesForTheReader) {
 TEST(HostTier, EvictSinkSeesEvictedBytes) {
   auto t = MakeTier("lru");
   std::vector<uint64_t> demoted;
-  t->SetEvictSink([&](const BlockMeta& m, const uint8_t* data) {
-    EXPECT_EQ(std::memcmp(data, testing::PatternBytes(m.key.lo, 65536).data(), 65536), 0);
-    EXPECT_EQ(Checksum64(data, 65536), m.checksum);
+  t->SetEvictSink([&](const SlotPin& v) {
+    const BlockMeta& m = v.meta;
+    EXPECT_EQ(std::memcmp(v.data, testing::PatternBytes(m.key.lo, 65536).data(), 65536), 0);
+    EXPECT_EQ(Checksum64(v.data, 65536), m.checksum);
     demoted.push_back(m.key.lo);
+    return false;
   });
   for (uint64_t i = 0; i < 20; ++i) {
     auto d = testing::PatternBytes(i, 65536);
@@ -138,8 +143,29 @@ TEST(HostTier, DuplicatePutRefreshesAndDifferentIdentityReplaces) {
   ASSERT_TRUE(t->Read(7, m.key, out.data(), out.size(), &got).ok());
   EXPECT_EQ(out, d2);
   EXPECT_EQ(got.parent, m.parent);
-  EXPECT_EQ(t->DropNamespace(7), 1u);
+  size_t dropped = 0;
+  ASSERT_TRUE(t->DropNamespace(7, &dropped).ok());
+  EXPECT_EQ(dropped, 1u);
   EXPECT_FALSE(t->Lookup(7, m.key, nullptr, false));
+}
+
+}  // namespace
+}  // namespace kvt
+
+namespace kvt {
+namespace {
+
+// The put path's one-pass copy + checksum equals a copy followed by Checksum64, for sizes below,
+// at and around its chunk size and XXH3's internal block sizes.
+TEST(CopyWithChecksum, EqualsCopyThenChecksum) {
+  for (size_t n : {0ul, 1ul, 240ul, 241ul, 1024ul, 16383ul, 16384ul, 16385ul, 65536ul, 100000ul,
+                   (1ul << 20) + 7}) {
+    auto src = testing::PatternBytes(n + 3, n);
+    std::vector<uint8_t> dst(n + 1, 0xcc);
+    EXPECT_EQ(CopyWithChecksum64(dst.data(), src.data(), n), Checksum64(src.data(), n)) << n;
+    EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin())) << n;
+    EXPECT_EQ(dst[n], 0xcc) << n;
+  }
 }
 
 }  // namespace

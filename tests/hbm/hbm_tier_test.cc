@@ -71,8 +71,9 @@ TEST_F(HbmTierTest, PutReadRoundTripAndSlotSizeFixedByFirstBlock) {
 TEST_F(HbmTierTest, EvictionFollowsPolicySkipsPinsAndHandsBytesToSink) {
   Make(4 * 4096);  // 4 slots of 4 KiB
   std::vector<std::pair<BlockMeta, std::vector<uint8_t>>> sunk;
-  tier_->SetEvictSink([&](const BlockMeta& m, const uint8_t* data) {
-    sunk.emplace_back(m, Device(data, m.payload_bytes));
+  tier_->SetEvictSink([&](const SlotPin& v) {
+    sunk.emplace_back(v.meta, Device(v.data, v.meta.payload_bytes));
+    return false;
   });
   for (uint64_t i = 0; i < 4; ++i) {
     ASSERT_TRUE(tier_->Put(Meta(i, 4096), testing::PatternBytes(i, 4096).data()).ok());
@@ -137,7 +138,9 @@ TEST_F(HbmTierTest, RemoveWhilePinnedKeepsBytesUntilUnpin) {
   EXPECT_EQ(Device(b.data, 4096), testing::PatternBytes(1, 4096));
   tier_->Unpin(b);
   EXPECT_TRUE(tier_->Put(Meta(2, 4096), testing::PatternBytes(2, 4096).data()).ok());
-  EXPECT_EQ(tier_->DropNamespace(7), 1u);
+  size_t dropped = 0;
+  ASSERT_TRUE(tier_->DropNamespace(7, &dropped).ok());
+  EXPECT_EQ(dropped, 1u);
   EXPECT_FALSE(tier_->Lookup(7, Meta(2, 4096).key, nullptr, false));
 }
 

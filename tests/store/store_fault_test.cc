@@ -5,7 +5,9 @@
 // miss or an error, never other bytes.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "io/fault_injection_file_io.h"
@@ -69,6 +71,16 @@ class StoreFaultTest : public ::testing::TestWithParam<FaultCase> {
   static uint64_t StoreStat(Store* s, const char* name) {
     return nlohmann::json::parse(s->StatsJson())["store"][name].get<uint64_t>();
   }
+  // Waits (bounded: only a hang fails it) until no evicted block waits for or is being written.
+  static bool WaitForEmptyDemotionQueue(Store* s) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto q = nlohmann::json::parse(s->StatsJson())["demotion_queue"];
+      if (q["depth"].get<uint64_t>() == 0) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
   void FailAll(FaultOp op) {
     ctl_->AddRule({.op = op, .kind = GetParam().kind, .probability = 1.0});
   }
@@ -89,6 +101,9 @@ TEST_P(StoreFaultTest, FailedDemotionOnEvictionFailsTheNextFlush) {
   FailAll(FaultOp::kWrite);
   constexpr uint64_t kN = 4 * kHostBlocks;
   for (uint64_t i = 0; i < kN; ++i) ASSERT_TRUE(Put(s.get(), i).ok()) << i;
+  // Demotion is asynchronous (src/demotion_queue.h): the failures are counted once the queue's
+  // writer has tried every evicted block.
+  ASSERT_TRUE(WaitForEmptyDemotionQueue(s.get()));
   const uint64_t lost = StoreStat(s.get(), "demotion_failures");
   ASSERT_GT(lost, kHostBlocks) << "evictions did not reach the faulty NVMe tier";
   ctl_->Clear();

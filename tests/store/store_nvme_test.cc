@@ -60,7 +60,7 @@ TEST_P(StoreNvmeTest, ManyBlocksThroughASmallHostTierReadBackExact) {
   size_t prefix = 0;
   std::vector<Tier> tiers;
   ASSERT_TRUE(s->MatchPrefix(ns, toks, &k2, &prefix, &tiers).ok());
-  EXPECT_EQ(prefix, keys.size());
+  EXPECT_EQ(prefix, keys.size()) << s->StatsJson();
   EXPECT_EQ(tiers.front(), Tier::kNvme);  // long evicted from host
   EXPECT_EQ(tiers.back(), Tier::kHost);
   std::vector<uint8_t> out(bytes);
@@ -98,7 +98,7 @@ TEST_P(StoreNvmeTest, FlushedBlocksSurviveReopen) {
   ASSERT_TRUE(s->MatchPrefix(ns, toks, &k2, &prefix, nullptr).ok());
   // Flush made every acknowledged block durable: demoted on eviction, written through on put,
   // or (write-back) written at flush.
-  EXPECT_EQ(prefix, keys.size());
+  EXPECT_EQ(prefix, keys.size()) << s->StatsJson();
   std::vector<uint8_t> out(bytes);
   for (size_t i = 0; i < prefix; ++i) {
     ASSERT_TRUE(s->Get(ns, keys[i], out.data(), bytes).ok());

@@ -33,9 +33,7 @@ StatusOr<std::unique_ptr<HbmTier>> HbmTier::Create(const HbmTierOptions& o, Devi
 HbmTier::~HbmTier() = default;
 
 bool HbmTier::SameIdentity(const BlockMeta& a, const BlockMeta& b) {
-  return a.parent == b.parent && a.has_tokens == b.has_tokens &&
-         (!a.has_tokens || a.tokens_digest == b.tokens_digest) &&
-         a.payload_bytes == b.payload_bytes && a.checksum == b.checksum;
+  return SameBlockIdentity(a, b) && a.checksum == b.checksum;
 }
 
 uint64_t HbmTier::slot_bytes() const {
@@ -125,9 +123,9 @@ StatusOr<HbmBlock> HbmTier::Reserve(const BlockMeta& meta) {
     ++pins_[vslot];
     DropEntryLocked(victim, true);
     l.unlock();
-    sink_(vmeta, Data(vslot));
+    const bool kept = sink_(SlotPin{vslot, Data(vslot), vmeta});
     l.lock();
-    UnpinLocked(vslot);
+    if (!kept) UnpinLocked(vslot);
   }
   HbmBlock b;
   b.slot = free_.back();
@@ -153,18 +151,18 @@ void HbmTier::Publish(const HbmBlock& b) {
   Add(counters_.bytes_in, b.meta.payload_bytes);
 }
 
-void HbmTier::Abandon(const HbmBlock& b) {
+void HbmTier::Abort(const HbmBlock& b) {
   std::lock_guard<std::mutex> l(mu_);
   ReleaseLocked(b.slot);
   UnpinLocked(b.slot);
 }
 
-bool HbmTier::Pin(uint64_t ns, const Hash128& key, HbmBlock* out) {
+bool HbmTier::Pin(uint64_t ns, const Hash128& key, HbmBlock* out, bool touch) {
   std::lock_guard<std::mutex> l(mu_);
   EntryId id = index_->Find(ns, key);
   if (id == kNoEntry) return false;
   const TierIndex::Entry& e = index_->Get(id);
-  index_->Touch(id);
+  if (touch) index_->Touch(id);
   out->slot = static_cast<uint32_t>(e.slot);
   out->meta = e.meta;
   out->data = Data(out->slot);
@@ -186,7 +184,7 @@ Status HbmTier::Put(const BlockMeta& meta, const void* host_data) {
     st = ev.ok() ? (*ev)->Wait() : ev.status();
   }
   if (!st.ok()) {
-    Abandon(b);
+    Abort(b);
     return st;
   }
   Publish(b);
@@ -230,12 +228,13 @@ Status HbmTier::Remove(uint64_t ns, const Hash128& key) {
   return Status::Ok();
 }
 
-size_t HbmTier::DropNamespace(uint64_t ns) {
+Status HbmTier::DropNamespace(uint64_t ns, size_t* dropped) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<EntryId> ids = index_->EntriesOf(ns);
   for (EntryId id : ids) DropEntryLocked(id, false);
   Add(counters_.removals, ids.size());
-  return ids.size();
+  if (dropped != nullptr) *dropped = ids.size();
+  return Status::Ok();
 }
 
 std::vector<BlockId> HbmTier::Snapshot() const {
@@ -243,18 +242,23 @@ std::vector<BlockId> HbmTier::Snapshot() const {
   return index_->Ids();
 }
 
+void HbmTier::VisitCounters(const CounterVisitor& visit) const {
+  counters_.Visit(visit);
+  std::lock_guard<std::mutex> l(mu_);
+  visit("blocks", index_->size());
+  visit("capacity_bytes", region_.size());
+  visit("slot_bytes", slot_bytes_);
+  visit("slots_total", pins_.size());
+  visit("slots_free", free_.size());
+  visit("used_bytes", index_->charged());
+  visit("deferred_frees", deferred_frees_);
+}
+
 void HbmTier::StatsJson(nlohmann::json* out) const {
-  counters_.ToJson(out);
+  VisitCounters(JsonCounterVisitor(out));
   std::lock_guard<std::mutex> l(mu_);
   auto& j = *out;
   j["policy"] = std::string(index_->policy_name());
-  j["blocks"] = index_->size();
-  j["capacity_bytes"] = region_.size();
-  j["slot_bytes"] = slot_bytes_;
-  j["slots_total"] = pins_.size();
-  j["slots_free"] = free_.size();
-  j["used_bytes"] = index_->charged();
-  j["deferred_frees"] = deferred_frees_;
   j["memory"] = device_->emulated() ? "emulated" : "cuda";
   j["memory_note"] = device_->description();
 }

@@ -17,8 +17,10 @@
 // Publishes it, or Abandons it on failure. A pinned slot is never evicted, overwritten or reused;
 // removing or replacing a pinned block defers freeing its slot to the last Unpin.
 //
-// Eviction calls the EvictSink (the store demotes the block to the host tier) with the victim's
-// device address; the slot stays pinned until the sink returns.
+// Eviction calls the EvictSink (the mover demotes the block to the host tier) with the victim's
+// device address; the slot stays pinned until the sink returns (or, when the sink returns true,
+// until it Unpins). The host tier shares the same contract (tiers/tier.h): SlotPin handles,
+// Reserve/Publish/Abort, the sink's signature, SameBlockIdentity.
 //
 // Thread safety: every method is safe to call from any thread.
 #pragma once
@@ -34,6 +36,7 @@
 
 #include "tiers/policy/block_meta.h"
 #include "tiers/hbm/device_memory.h"
+#include "tiers/tier.h"
 #include "tiers/policy/tier_counters.h"
 #include "tiers/policy/tier_index.h"
 
@@ -44,49 +47,49 @@ struct HbmTierOptions {
   std::string policy = "lru";
 };
 
-// A slot held in place for a reader or a writer. Release with Unpin (or Abandon, for a reserved
-// slot that was never published).
-struct HbmBlock {
-  uint32_t slot = 0;
-  uint8_t* data = nullptr;  // device address of the payload (host memory when emulated)
-  BlockMeta meta;
-};
+// A slot held in place for a reader or a writer (data: the payload's device address, host memory
+// when emulated). Release with Unpin (or Abort, for a reserved slot that was never published).
+using HbmBlock = SlotPin;
 
-class HbmTier {
+class HbmTier final : public StorageTier {
  public:
   // `device` is not owned and must outlive the tier. NoSpace when the region cannot be allocated.
   static StatusOr<std::unique_ptr<HbmTier>> Create(const HbmTierOptions& o, DeviceMemory* device);
-  ~HbmTier();
+  ~HbmTier() override;
+  TierKind kind() const override { return TierKind::kHbm; }
 
-  // Receives each evicted block after it left the index, without the tier's lock; `device_data`
-  // stays valid until the sink returns.
-  using EvictSink = std::function<void(const BlockMeta& meta, const uint8_t* device_data)>;
+  // Receives each evicted block after it left the index, without the tier's lock; victim.data
+  // (device memory) stays valid until the sink returns, or until it Unpins when it returns true.
+  using EvictSink = std::function<bool(const SlotPin& victim)>;
   void SetEvictSink(EvictSink sink) { sink_ = std::move(sink); }
 
-  bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touch);
+  bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touch) override;
 
   // A pinned, unpublished slot for `meta` (its checksum must be known: the tier never reads device
   // bytes to compute one), evicting as the policy says. InvalidArgument: larger than a slot;
   // NoSpace: the budget holds no slot of this size; Busy: full and every slot pinned.
-  StatusOr<HbmBlock> Reserve(const BlockMeta& meta);
+  StatusOr<HbmBlock> Reserve(const BlockMeta& meta) override;
   // Makes a reserved and filled slot visible under b.meta's key, replacing whatever block was
   // there. It stays pinned for the caller until Unpin.
-  void Publish(const HbmBlock& b);
+  void Publish(const HbmBlock& b) override;
   // Returns a reserved slot that was never published.
-  void Abandon(const HbmBlock& b);
+  void Abort(const HbmBlock& b) override;
+  void Abandon(const HbmBlock& b) { Abort(b); }
 
-  bool Pin(uint64_t ns, const Hash128& key, HbmBlock* out);
-  void Unpin(const HbmBlock& b);
+  bool Pin(uint64_t ns, const Hash128& key, HbmBlock* out, bool touch) override;
+  bool Pin(uint64_t ns, const Hash128& key, HbmBlock* out) { return Pin(ns, key, out, true); }
+  void Unpin(const HbmBlock& b) override;
 
   // Copies a host block into the tier and waits for the copy (Reserve + copy + Publish).
   Status Put(const BlockMeta& meta, const void* host_data);
   // Copies a block out to host memory and waits. NotFound when absent; InvalidArgument when
   // dst_bytes differs from its size.
-  Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes, BlockMeta* meta);
+  Status Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes,
+              BlockMeta* meta) override;
 
-  Status Remove(uint64_t ns, const Hash128& key);
-  size_t DropNamespace(uint64_t ns);
-  std::vector<BlockId> Snapshot() const;
+  Status Remove(uint64_t ns, const Hash128& key) override;
+  Status DropNamespace(uint64_t ns, size_t* dropped = nullptr) override;
+  std::vector<BlockId> Snapshot() const override;
 
   // The pool: slot i at base() + i * slot_bytes(). slot_bytes() is 0 until the first Reserve.
   uint8_t* base() const { return region_.data(); }
@@ -95,10 +98,11 @@ class HbmTier {
   DeviceMemory* device() const { return device_; }
   const TierCounters& counters() const { return counters_; }
   TierCounters& counters() { return counters_; }
+  void VisitCounters(const CounterVisitor& visit) const override;
   void StatsJson(nlohmann::json* out) const;
 
  private:
-  HbmTier() = default;
+  HbmTier() : StorageTier(/*holds_slots=*/true) {}
   uint8_t* Data(uint32_t slot) const { return region_.data() + uint64_t{slot} * slot_bytes_; }
   // Fixes the slot size (first block) and builds the free list. REQUIRES: mu_ held.
   Status ConfigureLocked(uint64_t payload_bytes);

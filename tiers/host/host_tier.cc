@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/copy_checksum.h"
+
 namespace kvt {
 
 StatusOr<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& o) {
@@ -13,12 +15,6 @@ StatusOr<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& o) {
   t->index_ = std::make_unique<TierIndex>(std::move(policy));
   KVT_ASSIGN_OR_RETURN(t->pool_, HostPool::Create(o.budget_bytes, o.slab_bytes, o.try_lock));
   return t;
-}
-
-bool HostTier::SameIdentity(const BlockMeta& a, const BlockMeta& b) {
-  return a.parent == b.parent && a.has_tokens == b.has_tokens &&
-         (!a.has_tokens || a.tokens_digest == b.tokens_digest) &&
-         a.payload_bytes == b.payload_bytes;
 }
 
 bool HostTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touch) {
@@ -44,90 +40,89 @@ void HostTier::PinLocked(EntryId id, PinnedBlock* out) {
   out->data = pool_->Data(e.slot);
 }
 
-Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known, PinnedBlock* pin) {
-  bool filled = false;
-  return PutFilled(
-      meta,
-      [&](uint8_t* dst, BlockMeta* m) {
-        std::memcpy(dst, data, m->payload_bytes);
-        if (!checksum_known) m->checksum = Checksum64(dst, m->payload_bytes);
-        return Status::Ok();
-      },
-      &filled, pin);
+StatusOr<SlotPin> HostTier::Reserve(const BlockMeta& meta) {
+  const uint64_t bytes = meta.payload_bytes;
+  std::unique_lock<std::mutex> l(mu_);
+  if (!pool_->Fits(bytes)) {
+    Add(counters_.rejections);
+    return Status::NoSpace("a block of " + std::to_string(bytes) +
+                           " bytes does not fit in the host tier at all");
+  }
+  for (;;) {
+    if (auto got = pool_->Allocate(bytes)) {
+      // Pinned and in no index: nobody else can see, evict or reuse it while it is filled.
+      pool_->Pin(*got);
+      return SlotPin{*got, pool_->Data(*got), meta};
+    }
+    EntryId victim =
+        index_->PickVictim([&](const TierIndex::Entry& e) { return !pool_->IsPinned(e.slot); });
+    if (victim == kNoEntry) {
+      Add(counters_.rejections);
+      return Status::Busy("host tier full (" + std::to_string(index_->size()) +
+                          " blocks) and every block is pinned (reads, prefetches, puts or "
+                          "demotions in flight)");
+    }
+    Add(counters_.evictions);
+    if (!sink_) {
+      DropEntryLocked(victim, true);
+      continue;
+    }
+    // Demote: the victim leaves the index with its bytes pinned; the sink may keep that pin
+    // (an asynchronous demotion), else it is dropped when the sink returns.
+    SlotPin v{index_->Get(victim).slot, nullptr, index_->Get(victim).meta};
+    v.data = pool_->Data(v.slot);
+    pool_->Pin(v.slot);
+    DropEntryLocked(victim, true);
+    l.unlock();
+    const bool kept = sink_(v);
+    l.lock();
+    if (!kept) pool_->Unpin(v.slot);
+  }
 }
 
-Status HostTier::PutFilled(BlockMeta meta, const Filler& fill, bool* filled, PinnedBlock* pin) {
-  *filled = false;
-  const uint64_t bytes = meta.payload_bytes;
-  SlotRef slot;
+void HostTier::Publish(const SlotPin& b) {
+  std::lock_guard<std::mutex> l(mu_);
+  EntryId existing = index_->Find(b.meta.ns, b.meta.key);
+  if (existing != kNoEntry) {
+    // Replace even an identical block: the caller holds (and may read) its own slot.
+    if (SameBlockIdentity(index_->Get(existing).meta, b.meta)) Add(counters_.duplicate_puts);
+    DropEntryLocked(existing, false);
+  }
+  index_->Insert(b.meta, b.slot, AlignUp(b.meta.payload_bytes, AlignedBuffer::kPage));
+  Add(counters_.inserts);
+  Add(counters_.bytes_in, b.meta.payload_bytes);
+}
+
+void HostTier::Abort(const SlotPin& b) {
+  std::lock_guard<std::mutex> l(mu_);
+  pool_->Release(b.slot);  // deferred to the Unpin below
+  pool_->Unpin(b.slot);
+}
+
+Status HostTier::Put(BlockMeta meta, const void* data, bool checksum_known, PinnedBlock* pin) {
   {
-    std::unique_lock<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(mu_);
     EntryId existing = index_->Find(meta.ns, meta.key);
-    if (existing != kNoEntry && SameIdentity(index_->Get(existing).meta, meta)) {
+    if (existing != kNoEntry && SameBlockIdentity(index_->Get(existing).meta, meta)) {
       index_->Touch(existing);
       if (pin != nullptr) PinLocked(existing, pin);
       Add(counters_.duplicate_puts);
       return Status::Ok();
     }
-    if (!pool_->Fits(bytes)) {
-      Add(counters_.rejections);
-      return Status::NoSpace("a block of " + std::to_string(bytes) +
-                             " bytes does not fit in the host tier at all");
-    }
-    for (;;) {
-      auto got = pool_->Allocate(bytes);
-      if (got) {
-        slot = *got;
-        break;
-      }
-      EntryId victim =
-          index_->PickVictim([&](const TierIndex::Entry& e) { return !pool_->IsPinned(e.slot); });
-      if (victim == kNoEntry) {
-        Add(counters_.rejections);
-        return Status::Busy("host tier full (" + std::to_string(index_->size()) +
-                            " blocks) and every block is pinned (reads, prefetches or puts in "
-                            "flight)");
-      }
-      Add(counters_.evictions);
-      if (!sink_) {
-        DropEntryLocked(victim, true);
-        continue;
-      }
-      // Demote: keep the victim's bytes pinned while the sink writes them, without our lock.
-      BlockMeta vmeta = index_->Get(victim).meta;
-      SlotRef vslot = index_->Get(victim).slot;
-      pool_->Pin(vslot);
-      DropEntryLocked(victim, true);
-      const uint8_t* vdata = pool_->Data(vslot);
-      l.unlock();
-      sink_(vmeta, vdata);
-      l.lock();
-      pool_->Unpin(vslot);
-    }
   }
-  // The slot is in no index yet: nobody else can see or evict it while we fill it.
-  *filled = true;
-  Status fs = fill(pool_->Data(slot), &meta);
-  std::lock_guard<std::mutex> l(mu_);
-  if (!fs.ok()) {
-    pool_->Release(slot);
-    return fs;
+  KVT_ASSIGN_OR_RETURN(SlotPin b, Reserve(meta));
+  if (checksum_known) {
+    std::memcpy(b.data, data, meta.payload_bytes);
+  } else {
+    // One pass: each chunk is hashed while it is still in L1 (base/copy_checksum.h).
+    b.meta.checksum = CopyWithChecksum64(b.data, data, meta.payload_bytes);
   }
-  EntryId existing = index_->Find(meta.ns, meta.key);
-  if (existing != kNoEntry) {
-    if (SameIdentity(index_->Get(existing).meta, meta)) {
-      // Another thread stored the same block meanwhile.
-      pool_->Release(slot);
-      if (pin != nullptr) PinLocked(existing, pin);
-      Add(counters_.duplicate_puts);
-      return Status::Ok();
-    }
-    DropEntryLocked(existing, false);  // a different block under this key: replace it
+  Publish(b);
+  if (pin != nullptr) {
+    *pin = b;  // the reservation's pin becomes the caller's
+  } else {
+    Unpin(b);
   }
-  EntryId id = index_->Insert(meta, slot, AlignUp(bytes, AlignedBuffer::kPage));
-  if (pin != nullptr) PinLocked(id, pin);
-  Add(counters_.inserts);
-  Add(counters_.bytes_in, bytes);
   return Status::Ok();
 }
 
@@ -202,28 +197,40 @@ Status HostTier::Remove(uint64_t ns, const Hash128& key) {
   return Status::Ok();
 }
 
-size_t HostTier::DropNamespace(uint64_t ns) {
+Status HostTier::DropNamespace(uint64_t ns, size_t* dropped) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<EntryId> ids = index_->EntriesOf(ns);
   for (EntryId id : ids) DropEntryLocked(id, false);
   Add(counters_.removals, ids.size());
-  return ids.size();
+  if (dropped != nullptr) *dropped = ids.size();
+  return Status::Ok();
+}
+
+void HostTier::VisitCounters(const CounterVisitor& visit) const {
+  counters_.Visit(visit);
+  HostPoolStats ps;
+  size_t blocks = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ps = pool_->Stats();
+    blocks = index_->size();
+  }
+  visit("blocks", blocks);
+  visit("capacity_bytes", ps.capacity_bytes);
+  visit("used_bytes", ps.bytes_used);
+  visit("slab_bytes", ps.slab_bytes);
+  visit("slabs_total", ps.slabs_total);
+  visit("slabs_free", ps.slabs_free);
+  visit("slots_used", ps.slots_used);
+  visit("alloc_failures", ps.alloc_failures);
+  visit("deferred_frees", ps.deferred_frees);
 }
 
 void HostTier::StatsJson(nlohmann::json* out) const {
-  counters_.ToJson(out);
-  std::lock_guard<std::mutex> l(mu_);
-  HostPoolStats ps = pool_->Stats();
+  VisitCounters(JsonCounterVisitor(out));
   auto& j = *out;
+  std::lock_guard<std::mutex> l(mu_);
   j["policy"] = std::string(index_->policy_name());
-  j["blocks"] = index_->size();
-  j["capacity_bytes"] = ps.capacity_bytes;
-  j["used_bytes"] = ps.bytes_used;
-  j["slab_bytes"] = ps.slab_bytes;
-  j["slabs_total"] = ps.slabs_total;
-  j["slabs_free"] = ps.slabs_free;
-  j["alloc_failures"] = ps.alloc_failures;
-  j["deferred_frees"] = ps.deferred_frees;
   j["memory"] = pool_->memory().KindName();
   j["memory_note"] = pool_->memory().note();
 }

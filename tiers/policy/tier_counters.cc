@@ -4,20 +4,23 @@
 
 namespace kvt {
 
-void TierCounters::ToJson(nlohmann::json* out) const {
-  auto& j = *out;
+CounterVisitor JsonCounterVisitor(nlohmann::json* out) {
+  return [out](std::string_view name, uint64_t v) { (*out)[std::string(name)] = v; };
+}
+
+void TierCounters::Visit(const CounterVisitor& visit) const {
   auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-  j["hits"] = get(hits);
-  j["misses"] = get(misses);
-  j["inserts"] = get(inserts);
-  j["duplicate_puts"] = get(duplicate_puts);
-  j["evictions"] = get(evictions);
-  j["removals"] = get(removals);
-  j["rejections"] = get(rejections);
-  j["collisions"] = get(collisions);
-  j["checksum_failures"] = get(checksum_failures);
-  j["bytes_in"] = get(bytes_in);
-  j["bytes_out"] = get(bytes_out);
+  visit("hits", get(hits));
+  visit("misses", get(misses));
+  visit("inserts", get(inserts));
+  visit("duplicate_puts", get(duplicate_puts));
+  visit("evictions", get(evictions));
+  visit("removals", get(removals));
+  visit("rejections", get(rejections));
+  visit("collisions", get(collisions));
+  visit("checksum_failures", get(checksum_failures));
+  visit("bytes_in", get(bytes_in));
+  visit("bytes_out", get(bytes_out));
 }
 
 }  // namespace kvt

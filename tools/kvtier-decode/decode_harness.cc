@@ -184,7 +184,7 @@ Status Harness::Setup() {
 }
 
 Status Harness::Reset() {
-  store_->hbm()->DropNamespace(ns_);
+  (void)store_->hbm()->DropNamespace(ns_);
   for (int32_t s = 0; s < c_.seqs; ++s) {
     for (int32_t j = 0; j < blocks_per_seq_; ++j) {
       const Hash128& k = keys_[size_t(s) * blocks_per_seq_ + j];

@@ -85,7 +85,7 @@ int Main(int blocks) {
                   .c_str());
 
   const double h2d = Best(3, [&] {
-    s->hbm()->DropNamespace(ns);
+    (void)s->hbm()->DropNamespace(ns);
     auto t = s->Prefetch(ns, keys, Tier::kHbm);
     Must(t.status(), "prefetch");
     Must((*t)->Wait(-1), "prefetch wait");

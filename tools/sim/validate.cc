@@ -304,6 +304,8 @@ StatusOr<ValidateReport> Validate(const ValidateConfig& cfg, RequestSource& src)
     const Request req = trace.at(i);
     replay.Process(req, *sim, i);  // the store first: the simulator's state is still "before"
     sim->Process(req);
+    // The simulator demotes synchronously; the store's evictions wait in its demotion queue.
+    store->WaitForDemotions();
   }
   rep.sim = sim->Result();
   rep.requests = rep.sim.requests;
