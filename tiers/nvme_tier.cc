@@ -425,6 +425,16 @@ Status NvmeTier::Flush() {
   Status first;
   {
     IoLease ctx(this);
+    if (dir_sync_needed_.exchange(false)) {
+      // Segment files created since the last Flush: their names must survive a crash too.
+      Status st = ctx->io->Fsync(dir_fd_.get());
+      if (!st.ok()) {
+        dir_sync_needed_ = true;  // the next Flush tries again
+        Add(c_->io_errors);
+        if (st.code() == Code::kNoSpace) Add(c_->no_space);
+        first = st;
+      }
+    }
     for (const auto& s : segs_) {
       const uint64_t written = s->writes_done.load();
       if (s->writes_synced.load() >= written) continue;

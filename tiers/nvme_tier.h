@@ -272,6 +272,9 @@ class NvmeTier {
   // A write failed after its space was reserved: the hole would stop a replay, so the next
   // Flush syncs the index (making every entry past the hole durable) instead of relying on it.
   std::atomic<bool> index_sync_needed_{false};
+  // A segment file was created since the last Flush: its directory entry is not durable yet, so
+  // the next Flush syncs the directory.
+  std::atomic<bool> dir_sync_needed_{false};
 
   // I/O contexts (one FileIo each), borrowed per call.
   mutable std::mutex pool_mu_;
