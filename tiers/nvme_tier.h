@@ -23,7 +23,9 @@
 // "mark"). At open, records past each segment's mark are verified and indexed in log order,
 // stopping at the first record that does not verify. So every write acknowledged before Flush()
 // was called survives a crash, without a RocksDB WAL sync. A failed write leaves a hole that a
-// replay would stop at, so after one the next Flush also syncs the index. Remove() is not made
+// replay would stop at, so after one the next Flush also syncs the index. Rotations sync nothing:
+// a new segment's header becomes durable with the first Flush of its records, and a new segment
+// file's directory entry with the next Flush (see docs/decisions.md). Remove() is not made
 // durable by Flush (a crash may bring back a removed block, with its own verified bytes);
 // DropNamespace() syncs the index before it returns.
 //
