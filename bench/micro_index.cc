@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "io/aligned_buffer.h"
-#include "tiers/nvme_index.h"
-#include "tiers/nvme_tier.h"
-#include "tiers/tier_index.h"
+#include "tiers/nvme/nvme_index.h"
+#include "tiers/nvme/nvme_tier.h"
+#include "tiers/policy/tier_index.h"
 
 namespace kvt {
 namespace {
