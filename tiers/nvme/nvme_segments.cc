@@ -107,7 +107,7 @@ StatusOr<uint32_t> NvmeTier::CreateSegmentLocked(IoContext& ctx) {
   }
   // The new directory entry must be durable before anything in the file can be: the next Flush
   // syncs the directory before it returns (no sync here: see StartSegmentLocked).
-  dir_sync_needed_ = true;
+  dirs_created_.fetch_add(1);
   absent_.pop_back();
   Segment& s = *segs_[id];
   s.fd = std::move(fd);

@@ -425,12 +425,18 @@ Status NvmeTier::Flush() {
   Status first;
   {
     IoLease ctx(this);
-    if (dir_sync_needed_.exchange(false)) {
-      // Segment files created since the last Flush: their names must survive a crash too.
+    // Segment files created and not yet covered by a finished directory sync: their names must
+    // survive a crash too. Counted like the segments' writes (below), so a Flush never relies on
+    // another caller's sync that is still running.
+    const uint64_t created = dirs_created_.load();
+    if (dirs_synced_.load() < created) {
       Status st = ctx->io->Fsync(dir_fd_.get());
-      if (!st.ok()) {
-        dir_sync_needed_ = true;  // the next Flush tries again
-        Add(c_->io_errors);
+      if (st.ok()) {
+        uint64_t covered = dirs_synced_.load();
+        while (covered < created && !dirs_synced_.compare_exchange_weak(covered, created)) {
+        }
+      } else {
+        Add(c_->io_errors);  // not covered: the next Flush syncs the directory again
         if (st.code() == Code::kNoSpace) Add(c_->no_space);
         first = st;
       }

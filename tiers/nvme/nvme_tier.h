@@ -274,9 +274,10 @@ class NvmeTier {
   // A write failed after its space was reserved: the hole would stop a replay, so the next
   // Flush syncs the index (making every entry past the hole durable) instead of relying on it.
   std::atomic<bool> index_sync_needed_{false};
-  // A segment file was created since the last Flush: its directory entry is not durable yet, so
-  // the next Flush syncs the directory.
-  std::atomic<bool> dir_sync_needed_{false};
+  // Segment files created, and how many of them a finished directory sync covers: a Flush
+  // syncs the directory while the second is behind (new files' names are not durable yet).
+  std::atomic<uint64_t> dirs_created_{0};
+  std::atomic<uint64_t> dirs_synced_{0};
 
   // I/O contexts (one FileIo each), borrowed per call.
   mutable std::mutex pool_mu_;
