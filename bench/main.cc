@@ -210,6 +210,9 @@ std::vector<std::string> Notes(const Config& c) {
       "callers wait for); their dirty pages are synced untimed afterwards. Engine writes are "
       "O_DIRECT, on the device when Write returns. Compare durability-equal paths with the "
       "*_durable rows.",
+      "Before each run of a disk or memory test the file system is synced (untimed): on a disk "
+      "whose cache the host flushes, a durable path would otherwise pay for the writeback of "
+      "whatever the test before it left dirty, and the figure would depend on the test order.",
       "Limits: memcpy (one thread), raw io_uring O_DIRECT loop on one preallocated file in the "
       "same directory; one loopback TCP socket for the net/ rows (the remote tier talks to a "
       "kvtierd node in the same process over 127.0.0.1). GPU paths are measured by "

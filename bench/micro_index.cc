@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "io/aligned_buffer.h"
 #include "tiers/nvme/nvme_index.h"
+#include "tiers/nvme/nvme_tier.h"
 #include "tiers/policy/tier_index.h"
 
 namespace kvt {
@@ -177,6 +179,54 @@ void BM_TierIndexMemory(benchmark::State& state) {
   state.counters["bytes_per_block"] = static_cast<double>(after - before) / n;
 }
 BENCHMARK(BM_TierIndexMemory)->Arg(1 << 20);
+
+}  // namespace
+}  // namespace kvt
+
+namespace kvt {
+namespace {
+
+// NvmeTier::WriteBatch of 64 blocks per iteration into a tier under /tmp, the
+// engine's part of nvme_write_batch without the rest of kvtier-bench around it (for profiles:
+// `perf record -g kvtier-microbench --benchmark_filter=NvmeWriteBatch`). Bytes/s is the device's
+// and the host's, not a target.
+void BM_NvmeWriteBatch(benchmark::State& state) {
+  ScratchDir dir;
+  const uint64_t block = state.range(0);
+  NvmeOptions o;
+  o.dir = dir.path() + "/nvme";
+  o.segment_bytes = static_cast<uint64_t>(state.range(1)) << 20;
+  o.budget_bytes = 8 * o.segment_bytes;
+  auto t = NvmeTier::Open(o);
+  if (!t.ok()) {
+    state.SkipWithError(t.status().ToString().c_str());
+    return;
+  }
+  auto buf = AlignedBuffer::Allocate(64 * block, false);
+  if (!buf.ok()) {
+    state.SkipWithError("no memory");
+    return;
+  }
+  for (uint64_t i = 0; i < 64 * block; ++i) buf->data()[i] = static_cast<uint8_t>(i * 131);
+  std::vector<NvmeWriteItem> items(64);
+  uint64_t n = 0;
+  for (auto _ : state) {
+    for (size_t k = 0; k < items.size(); ++k) {
+      items[k].meta.ns = 1;
+      items[k].meta.key = Hash128{++n, 9};
+      items[k].meta.payload_bytes = static_cast<uint32_t>(block);
+      items[k].payload = buf->data() + k * block;
+    }
+    if (!(*t)->WriteBatch(items).ok()) state.SkipWithError("write failed");
+  }
+  state.SetBytesProcessed(state.iterations() * 64 * block);
+}
+// Args: block bytes, segment MiB (16: kvtier-bench --quick; 64: the default).
+BENCHMARK(BM_NvmeWriteBatch)
+    ->Args({256 << 10, 16})
+    ->Args({1 << 20, 16})
+    ->Args({1 << 20, 64})
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace kvt

@@ -32,7 +32,7 @@ void BM_BlockKey(benchmark::State& state, bool keyed) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK_CAPTURE(BM_BlockKey, unkeyed, false)->Arg(16)->Arg(256);
+BENCHMARK_CAPTURE(BM_BlockKey, unkeyed, false)->Arg(1)->Arg(16)->Arg(256);
 BENCHMARK_CAPTURE(BM_BlockKey, keyed, true)->Arg(16)->Arg(256);
 
 // Every key of a prompt; arg: prompt tokens (block_tokens 16). Items: blocks.

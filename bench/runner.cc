@@ -4,6 +4,8 @@
 // of a block size runs once per round, all in one sequence, and a path is compared with its limit
 // and baselines round by round: the ratio of two figures taken seconds apart is far steadier than
 // either figure. The report gives the median of those per-round ratios beside the raw medians.
+#include <unistd.h>
+
 #include <set>
 
 #include "bench/bench.h"
@@ -18,6 +20,9 @@ StatusOr<std::vector<Row>> RunInterleaved(std::vector<Test>& tests, int rounds) 
       // Odd rounds run in reverse, so no path always runs right after the same neighbour.
       Test& t = tests[r % 2 == 0 ? k : tests.size() - 1 - k];
       const size_t idx = r % 2 == 0 ? k : tests.size() - 1 - k;
+      // Settle the disk, untimed: a durable path must not pay for the writeback of what the
+      // test before it left dirty (an fdatasync here flushes the whole device cache).
+      if (t.block_bytes > 0) ::sync();
       if (t.prepare) {
         Status p = t.prepare();
         if (!p.ok()) return p.WithContext("preparing " + t.path + " (" + HumanSize(t.block_bytes) + ")");

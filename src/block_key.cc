@@ -2,7 +2,9 @@
 // where block keys keep only N bits so that distinct prefixes collide on purpose.
 #include "src/block_key.h"
 
+#include <bit>
 #include <cstring>
+#include <vector>
 
 namespace kvt {
 namespace {
@@ -25,18 +27,42 @@ void PutFieldU32(std::string* s, uint8_t tag, uint32_t v) {
   PutField(s, tag, b);
 }
 
-// Serializes tag | parent | tokens (all little-endian) into buf.
-void SerializeBlock(char tag, const Hash128* parent, std::span<const int32_t> tokens,
-                    std::string* buf) {
-  buf->clear();
-  buf->reserve(1 + 16 + tokens.size() * 4);
-  buf->push_back(tag);
-  if (parent != nullptr) {
-    PutU64(buf, parent->lo);
-    PutU64(buf, parent->hi);
+// The hash input of a block: tag | parent (lo, hi) | token ids, all little-endian. Built with
+// memcpy on little-endian hosts (the layout is the same bytes the portable encoding gives), on
+// the stack for blocks of up to kStackTokens tokens: match_prefix hashes two of these per block,
+// and the byte-by-byte build was a third of its time.
+static_assert(std::endian::native == std::endian::little, "block keys serialize little-endian");
+constexpr size_t kStackTokens = 256;
+
+class BlockInput {
+ public:
+  BlockInput(char tag, const Hash128* parent, std::span<const int32_t> tokens) {
+    const size_t n = 1 + (parent != nullptr ? 16 : 0) + tokens.size_bytes();
+    data_ = n <= sizeof(stack_) ? stack_ : HeapBuffer(n);
+    uint8_t* p = data_;
+    *p++ = static_cast<uint8_t>(tag);
+    if (parent != nullptr) {
+      std::memcpy(p, &parent->lo, 8);
+      std::memcpy(p + 8, &parent->hi, 8);
+      p += 16;
+    }
+    if (!tokens.empty()) std::memcpy(p, tokens.data(), tokens.size_bytes());
+    size_ = n;
   }
-  for (int32_t t : tokens) PutU32(buf, static_cast<uint32_t>(t));
-}
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  // Longer blocks: a per-thread buffer that only grows (no allocation per key).
+  static uint8_t* HeapBuffer(size_t n) {
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+  }
+  alignas(8) uint8_t stack_[1 + 16 + kStackTokens * 4];
+  uint8_t* data_;
+  size_t size_ = 0;
+};
 
 Hash128 Truncate(Hash128 h) {
 #ifdef KVT_TEST_KEY_BITS
@@ -175,15 +201,13 @@ Hash128 KeyHasher::RootKey(const NamespaceDesc& d) const {
 }
 
 Hash128 KeyHasher::BlockKey(const Hash128& parent, std::span<const int32_t> tokens) const {
-  thread_local std::string buf;
-  SerializeBlock('B', &parent, tokens, &buf);
-  return Truncate(Hash(buf.data(), buf.size()));
+  const BlockInput in('B', &parent, tokens);
+  return Truncate(Hash(in.data(), in.size()));
 }
 
 Hash128 KeyHasher::TokensDigest(std::span<const int32_t> tokens) const {
-  thread_local std::string buf;
-  SerializeBlock('T', nullptr, tokens, &buf);
-  return Hash(buf.data(), buf.size());
+  const BlockInput in('T', nullptr, tokens);
+  return Hash(in.data(), in.size());
 }
 
 Hash128 KeyHasher::ExternalKey(const Hash128& root, const void* id, size_t len) const {

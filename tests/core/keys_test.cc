@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "src/block_key.h"
 
@@ -163,6 +166,46 @@ TEST(Keys, GoldenValuesAndCrossProcess) {
   EXPECT_EQ(got[2], id);
   EXPECT_EQ(k.lo, kGoldenLo) << std::hex << k.lo;
   EXPECT_EQ(k.hi, kGoldenHi) << std::hex << k.hi;
+}
+
+// The documented encoding, built byte by byte: tag | parent lo, hi | token ids, little-endian.
+std::string ReferenceInput(char tag, const Hash128* parent, const std::vector<int32_t>& toks) {
+  std::string b(1, tag);
+  auto put = [&](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  if (parent != nullptr) {
+    put(parent->lo, 8);
+    put(parent->hi, 8);
+  }
+  for (int32_t t : toks) put(static_cast<uint32_t>(t), 4);
+  return b;
+}
+
+// Block inputs are built on the stack up to 256 tokens and in a per-thread buffer beyond; both
+// must hash exactly the documented bytes (negative token ids included), keyed or not.
+TEST(Keys, BlockKeyAndDigestHashTheDocumentedBytesAtEverySize) {
+  const std::string secret = "deployment-secret";
+  std::array<uint8_t, kDerivedSecretBytes> derived{};
+  DeriveSecret(secret.data(), secret.size(), derived.data());
+  for (bool keyed : {false, true}) {
+    KeyHasher h(keyed ? secret : std::string());
+    auto ref = [&](const std::string& in) {
+      return keyed ? Hash128WithSecret(in.data(), in.size(), derived.data(), derived.size())
+                   : Hash128Of(in.data(), in.size());
+    };
+    const Hash128 parent{0x0123456789abcdefull, 0xfedcba9876543210ull};
+    for (size_t n : {size_t{0}, size_t{1}, size_t{16}, size_t{255}, size_t{256}, size_t{257},
+                     size_t{1000}}) {
+      std::vector<int32_t> toks = Tokens(n, -5000);
+      if (BlockKeyBits() == 128) {
+        EXPECT_EQ(h.BlockKey(parent, toks), ref(ReferenceInput('B', &parent, toks)))
+            << n << " tokens, keyed " << keyed;
+      }
+      EXPECT_EQ(h.TokensDigest(toks), ref(ReferenceInput('T', nullptr, toks)))
+          << n << " tokens, keyed " << keyed;
+    }
+  }
 }
 
 }  // namespace

@@ -111,6 +111,7 @@ NvmeFsckReport NvmeTier::Fsck(bool repair) {
         break;
       case Verdict::kStale:
         ++r.entries_stale;
+        drop.push_back(e);
         break;
       case Verdict::kIoError:
         ++r.io_errors;

@@ -89,6 +89,11 @@ size_t NvmeTier::ReadBatch(std::span<NvmeReadItem> items) {
             Status::NotFound("NVMe record failed verification, dropped: " + op.status.message());
         break;
       case Verdict::kStale:
+        if (!opts_.read_only) {
+          // Gone with its segment's old generation: sweep it (a no-op when a reclaim did).
+          auto n = index_->EraseIfAt({&op.e, 1});
+          if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
+        }
         Add(c_->misses);
         it.status = Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
         break;
@@ -204,6 +209,14 @@ void NvmeTier::FinishRead(IoContext& ctx, ReadOp& op) {
   RecordHeader h;
   Status hs = DecodeRecordHeader(hdr, &h);
   if (!hs.ok()) return fail(Verdict::kCorrupt, hs);
+  if (h.generation > op.e.loc.generation) {
+    // A genuine record (its header checksum verified) of a later generation: the segment was
+    // reclaimed and rewritten, and the entry's deletion was lost in a crash (the reclaim does
+    // not sync; see StartSegmentLocked). Stale, not corrupt.
+    op.verdict = Verdict::kStale;
+    op.status = Status::NotFound("NVMe entry is stale (its space holds a newer record)");
+    return;
+  }
   if (h.generation != op.e.loc.generation) {
     return fail(Verdict::kCorrupt,
                 Status::Corruption("record generation " + std::to_string(h.generation) +

@@ -425,6 +425,22 @@ Status NvmeTier::Flush() {
   Status first;
   {
     IoLease ctx(this);
+    // Segment files created and not yet covered by a finished directory sync: their names must
+    // survive a crash too. Counted like the segments' writes (below), so a Flush never relies on
+    // another caller's sync that is still running.
+    const uint64_t created = dirs_created_.load();
+    if (dirs_synced_.load() < created) {
+      Status st = ctx->io->Fsync(dir_fd_.get());
+      if (st.ok()) {
+        uint64_t covered = dirs_synced_.load();
+        while (covered < created && !dirs_synced_.compare_exchange_weak(covered, created)) {
+        }
+      } else {
+        Add(c_->io_errors);  // not covered: the next Flush syncs the directory again
+        if (st.code() == Code::kNoSpace) Add(c_->no_space);
+        first = st;
+      }
+    }
     for (const auto& s : segs_) {
       const uint64_t written = s->writes_done.load();
       if (s->writes_synced.load() >= written) continue;

@@ -23,7 +23,9 @@
 // "mark"). At open, records past each segment's mark are verified and indexed in log order,
 // stopping at the first record that does not verify. So every write acknowledged before Flush()
 // was called survives a crash, without a RocksDB WAL sync. A failed write leaves a hole that a
-// replay would stop at, so after one the next Flush also syncs the index. Remove() is not made
+// replay would stop at, so after one the next Flush also syncs the index. Rotations sync nothing:
+// a new segment's header becomes durable with the first Flush of its records, and a new segment
+// file's directory entry with the next Flush (see docs/decisions.md). Remove() is not made
 // durable by Flush (a crash may bring back a removed block, with its own verified bytes);
 // DropNamespace() syncs the index before it returns.
 //
@@ -272,6 +274,10 @@ class NvmeTier {
   // A write failed after its space was reserved: the hole would stop a replay, so the next
   // Flush syncs the index (making every entry past the hole durable) instead of relying on it.
   std::atomic<bool> index_sync_needed_{false};
+  // Segment files created, and how many of them a finished directory sync covers: a Flush
+  // syncs the directory while the second is behind (new files' names are not durable yet).
+  std::atomic<uint64_t> dirs_created_{0};
+  std::atomic<uint64_t> dirs_synced_{0};
 
   // I/O contexts (one FileIo each), borrowed per call.
   mutable std::mutex pool_mu_;
