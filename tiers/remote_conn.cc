@@ -160,12 +160,20 @@ Status RemoteConn::Handshake(const std::string& secret, const std::string& crede
     return Status::PermissionDenied("the server requires authentication and no auth_secret is set");
   }
   // With a secret we always authenticate, even to a server that does not ask: a node without
-  // the secret must not be able to serve us blocks.
+  // the secret must not be able to serve us blocks. Under TLS the node proved itself with its
+  // certificate, and may have taken ours as the credential.
   if (!hr.auth_required) {
+    if (impl_->tls) return Status::Ok();
     return Status::PermissionDenied("the server does not authenticate, but auth_secret is set");
   }
+  // Under TLS the proofs are bound to this TLS session (its exporter value).
+  std::array<uint8_t, 32> binding{};
+  if (impl_->tls) binding = impl_->tls->channel().Binding();
+  const std::span<const uint8_t> bound =
+      impl_->tls ? std::span<const uint8_t>(binding) : std::span<const uint8_t>();
   wire::AuthMessage am;
-  am.mac = wire::AuthMac(secret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce);
+  am.mac = wire::AuthMac(secret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce,
+                         bound);
   am.credential = credential;
   frame.clear();
   wire::AppendFrame({static_cast<uint8_t>(wire::Op::kAuth), 0, wire::kFlagEnd, NextRequestId(), 0},
@@ -178,11 +186,13 @@ Status RemoteConn::Handshake(const std::string& secret, const std::string& crede
   wire::AuthMessage server_proof;
   KVT_RETURN_IF_ERROR(wire::DecodeAuth(body, &server_proof));
   const auto want = wire::AuthMac(secret, wire::AuthRole::kServer, hr.server_nonce,
-                                  hello.client_nonce);
+                                  hello.client_nonce, bound);
   if (!wire::MacEqual(want, server_proof.mac)) {
     broken_ = true;
     return Status::PermissionDenied("the server could not prove it knows the shared secret");
   }
+  // Inside TLS every record is authenticated already: no frame MAC (docs/decisions.md).
+  if (impl_->tls) return Status::Ok();
   const wire::SessionKeys keys =
       wire::DeriveSessionKeys(secret, hr.server_nonce, hello.client_nonce);
   mac_out_ = wire::FrameMac(keys.client_to_server);

@@ -62,6 +62,9 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
                               return self->CloseNow();
                             }
                             self->tls_up_ = true;
+                            const TlsChannel& ch = self->tls_->channel();
+                            self->session_.SetTlsPeer(
+                                {ch.PeerSubject(), ch.PeerCommonName(), ch.Binding()});
                             self->DoRead();
                           });
   }
@@ -408,6 +411,8 @@ std::string Server::Metrics() const {
   line("auth_ok", sessions_.auth_ok);
   line("auth_failures", sessions_.auth_failures);
   line("frame_mac_failures", sessions_.frame_mac_failures);
+  line("tls_certificate_credentials", sessions_.cert_auth_ok);
+  line("tls_certificate_unknown", sessions_.cert_unknown);
   line("requests_denied", sessions_.denied);
   line("lookups", sessions_.lookups);
   line("gets", sessions_.gets);
