@@ -1,16 +1,16 @@
 // The network path: the remote tier over loopback TCP next to plain TCP, measured in the same
-// call (tools/kvtierd/loopback_bench.h: a kvtierd server and a client store in this process).
+// call (bench/loopback_bench.h: a kvtierd server and a client store in this process).
 // One RunLoopbackBench call per round measures all four figures back to back, and a second one
 // the same over TLS 1.3 (mutual certificates made with the openssl CLI; the TLS rows are left out
 // without it), so the ratio of a remote path to TCP, and of TLS to plaintext, is always of the
 // same round: the first of this round's tests to run makes the calls, the others read their
 // figures. At the smallest size, two latency rows: a get's p99 unloaded and under a connection
-// flood (tools/kvtierd/flood_bench.h), as 1/p99 so that their ratio is unloaded p99 / flooded p99.
+// flood (bench/flood_bench.h), as 1/p99 so that their ratio is unloaded p99 / flooded p99.
 #include <optional>
 
 #include "bench/bench.h"
-#include "tools/kvtierd/flood_bench.h"
-#include "tools/kvtierd/loopback_bench.h"
+#include "bench/flood_bench.h"
+#include "bench/loopback_bench.h"
 
 namespace kvt::bench {
 namespace {
