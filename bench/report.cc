@@ -55,7 +55,10 @@ std::string Fmt(const char* f, double v) {
 
 std::string Value(const Row& r, double v) {
   if (std::isnan(v)) return "-";
-  if (r.op_rate) return v >= 1e6 ? Fmt("%.2f M/s", v / 1e6) : Fmt("%.0f k/s", v / 1e3);
+  if (r.op_rate) {
+    if (v >= 1e6) return Fmt("%.2f M/s", v / 1e6);
+    return v >= 1e4 ? Fmt("%.0f k/s", v / 1e3) : Fmt("%.0f /s", v);  // 1/p99 rows are < 10k/s
+  }
   return Fmt("%.2f GB/s", v);
 }
 

@@ -14,10 +14,12 @@ namespace kvt::wire {
 
 std::array<uint8_t, kMacBytes> AuthMac(std::string_view secret, AuthRole role,
                                        const std::array<uint8_t, kNonceBytes>& server_nonce,
-                                       const std::array<uint8_t, kNonceBytes>& client_nonce) {
+                                       const std::array<uint8_t, kNonceBytes>& client_nonce,
+                                       std::span<const uint8_t> binding) {
   std::string msg = role == AuthRole::kClient ? "kvtier-auth-v1 client" : "kvtier-auth-v1 server";
   msg.append(reinterpret_cast<const char*>(server_nonce.data()), server_nonce.size());
   msg.append(reinterpret_cast<const char*>(client_nonce.data()), client_nonce.size());
+  msg.append(reinterpret_cast<const char*>(binding.data()), binding.size());
   std::array<uint8_t, kMacBytes> mac{};
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),

@@ -31,9 +31,13 @@ namespace kvt::wire {
 
 enum class AuthRole { kClient, kServer };
 
+// `binding`: under TLS, the session's exporter value (TlsChannel::Binding), so a proof made on
+// one TLS session is worthless on another (a relay through a second session fails); empty
+// without TLS.
 std::array<uint8_t, kMacBytes> AuthMac(std::string_view secret, AuthRole role,
                                        const std::array<uint8_t, kNonceBytes>& server_nonce,
-                                       const std::array<uint8_t, kNonceBytes>& client_nonce);
+                                       const std::array<uint8_t, kNonceBytes>& client_nonce,
+                                       std::span<const uint8_t> binding = {});
 
 // Constant-time comparison of two MACs.
 bool MacEqual(const std::array<uint8_t, kMacBytes>& a, const std::array<uint8_t, kMacBytes>& b);

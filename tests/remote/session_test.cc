@@ -238,6 +238,50 @@ TEST_F(SessionTest, AuthRequiredWrongMacDeniedRightMacAccepted) {
       proof.mac, wire::AuthMac("s3cret", wire::AuthRole::kServer, hr.server_nonce, cn)));
 }
 
+// Inside TLS the AUTH proof is bound to the TLS session (its exporter value): a proof made on
+// another TLS session (a relay) is refused; the right one is accepted, and frames carry no MAC.
+TEST_F(SessionTest, AuthInsideTlsIsBoundToTheTlsSessionAndFramesCarryNoMac) {
+  TlsPeer peer;
+  peer.binding.fill(0xB1);
+  std::array<uint8_t, 32> other{};
+  other.fill(0xB2);
+  std::array<uint8_t, wire::kNonceBytes> cn;
+  cn.fill(0x17);
+  for (const bool relayed : {true, false}) {
+    Start("s3cret");
+    session_->SetTlsPeer(peer);
+    Hello();
+    auto r = Drain();
+    wire::HelloResponse hr;
+    ASSERT_TRUE(wire::DecodeHelloResponse(r[0].body, &hr).ok());
+    EXPECT_TRUE(hr.auth_required);
+    wire::AuthMessage am;
+    am.mac = wire::AuthMac("s3cret", wire::AuthRole::kClient, hr.server_nonce, cn,
+                           relayed ? other : peer.binding);
+    Send(Op::kAuth, 2, wire::EncodeAuth(am));
+    r = Drain();
+    ASSERT_EQ(r.size(), 1u);
+    if (relayed) {
+      EXPECT_EQ(r[0].h.status, static_cast<uint8_t>(Code::kPermissionDenied));
+      EXPECT_TRUE(session_->closing());
+      continue;
+    }
+    EXPECT_EQ(r[0].h.status, 0);
+    EXPECT_TRUE(session_->authenticated());
+    wire::AuthMessage proof;
+    ASSERT_TRUE(wire::DecodeAuth(r[0].body, &proof).ok());
+    EXPECT_TRUE(wire::MacEqual(proof.mac, wire::AuthMac("s3cret", wire::AuthRole::kServer,
+                                                        hr.server_nonce, cn, peer.binding)));
+    // An untagged request is answered, untagged (Drain parses exact frames, no trailers).
+    Send(Op::kLookup, 3, wire::EncodeKeysRequest(enc_, std::vector<Hash128>{{1, 2}}));
+    r = Drain();
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].h.status, 0);
+    EXPECT_FALSE(session_->closing());
+    EXPECT_EQ(counters_.frame_mac_failures.load(), 0u);
+  }
+}
+
 TEST_F(SessionTest, BadRequestsAnswerErrorsBadFramesClose) {
   Start();
   Hello();

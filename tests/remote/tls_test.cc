@@ -3,10 +3,12 @@
 // CA); the tests skip when the openssl CLI is missing.
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
 #include "remote_test_util.h"
+#include "tls_certs.h"
 #include "tests/core/test_util.h"
 
 namespace kvt {
@@ -15,27 +17,11 @@ namespace {
 using testing::Node;
 using testing::StoreOptions;
 
-bool HaveOpenssl() { return std::system("openssl version > /dev/null 2>&1") == 0; }
+using testing::HaveOpenssl;
 
-// Writes ca.pem, node.{pem,key}, client.{pem,key} and (from another CA) rogue.{pem,key} to dir.
+// ca.pem, node.{pem,key}, client.{pem,key} and (from another CA) rogue.{pem,key}.
 bool MakeCerts(const std::string& dir) {
-  std::ofstream(dir + "/san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ";
-  std::string sh = "cd '" + dir + "' && exec > openssl.log 2>&1 && ";
-  for (const char* ca : {"ca", "otherca"}) {
-    sh += "openssl req -x509" + ec + "-keyout " + ca + ".key -out " + ca + ".pem -days 2 -subj /CN=" +
-          ca + " && ";
-  }
-  const std::pair<const char*, const char*> certs[] = {
-      {"node", "ca"}, {"client", "ca"}, {"rogue", "otherca"}};
-  for (const auto& [name, ca] : certs) {
-    const std::string n = name, c = ca;
-    sh += "openssl req" + ec + "-keyout " + n + ".key -out " + n + ".csr -subj /CN=" + n +
-          " && openssl x509 -req -in " + n + ".csr -CA " + c + ".pem -CAkey " + c +
-          ".key -CAcreateserial -days 2 -extfile san.ext -out " + n + ".pem && ";
-  }
-  sh += "true";
-  return std::system(sh.c_str()) == 0;
+  return testing::MakeCerts(dir, {{"node", "ca", ""}, {"client", "ca", ""}, {"rogue", "otherca", ""}});
 }
 
 struct TlsFixture {
@@ -186,6 +172,102 @@ TEST(RemoteTls, AFlippedByteFailsTheConnection) {
   EXPECT_GT(j["tiers"]["remote"]["failures"].get<uint64_t>(), 0u);
   // TLS's record MAC caught it, not the block checksum further up.
   EXPECT_EQ(j["tiers"]["remote"]["checksum_failures"].get<uint64_t>(), 0u);
+}
+
+// A proxy that relays the client's bytes untouched and cuts the node's byte stream into TLS
+// records (5-byte header: type, version, length), handing each to `hook`, which returns what to
+// forward in its place. It knows TLS framing, not the keys: what an attacker on the path can do.
+// `first_block`: the record is the connection's first one big enough to carry block bytes (the
+// handshake's encrypted records are under 2 KB with these P-256 certificates; a block's first
+// record is 16 KiB). Every connection is tampered with, so the client's retry on a fresh
+// connection meets the attacker too.
+using RecordHook = std::function<std::vector<std::vector<uint8_t>>(std::vector<uint8_t> record,
+                                                                    bool first_block)>;
+void RelayRecords(uint16_t upstream, int client, const RecordHook& hook) {
+  UniqueFd server = testing::ConnectRaw(upstream);
+  if (!server.valid()) return;
+  std::thread up([&] {
+    std::vector<uint8_t> buf(4096);
+    for (;;) {
+      pollfd p{client, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) break;
+      const ssize_t n = ::recv(client, buf.data(), buf.size(), 0);
+      if (n <= 0 || !testing::WriteAll(server.get(), buf.data(), static_cast<size_t>(n))) break;
+    }
+    ::shutdown(server.get(), SHUT_RDWR);
+    ::shutdown(client, SHUT_RDWR);
+  });
+  bool seen_block = false;
+  for (;;) {
+    std::vector<uint8_t> rec(5);
+    if (!testing::ReadAll(server.get(), rec.data(), 5, 10000)) break;
+    const size_t len = size_t{rec[3]} << 8 | rec[4];
+    rec.resize(5 + len);
+    if (!testing::ReadAll(server.get(), rec.data() + 5, len, 10000)) break;
+    const bool first_block = !seen_block && rec[0] == 23 && rec.size() > 8000;
+    seen_block = seen_block || first_block;
+    bool ok = true;
+    for (const auto& out : hook(std::move(rec), first_block)) ok = ok && testing::WriteAll(client, out.data(), out.size());
+    if (!ok) break;
+  }
+  ::shutdown(server.get(), SHUT_RDWR);
+  ::shutdown(client, SHUT_RDWR);
+  up.join();
+}
+
+// The client reads through `proxy_hook`; it must see a miss, not a byte, and TLS (not the block
+// checksum) must be what caught it.
+void ExpectMissThroughRecordProxy(const RecordHook& hook, std::atomic<int>* fired) {
+  TlsFixture fx;
+  if (!fx.ok) GTEST_SKIP() << "openssl command line not available (or failed): no certificates";
+  ASSERT_TRUE(fx.node->server);
+  const auto keys = fx.Fill();
+  const uint16_t port = fx.node->server->port();
+  testing::FakeServer proxy([&](int fd) { RelayRecords(port, fd, hook); });
+  testing::TestDir d;
+  auto r = testing::MustOpen(fx.Client(d.path(), proxy.endpoint(), "client"));
+  ASSERT_TRUE(r);
+  bool exact = false;
+  Status s = GetOne(r.get(), keys[0], &exact);
+  EXPECT_GE(fired->load(), 1);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_TRUE(exact);
+  auto j = nlohmann::json::parse(r->StatsJson());
+  EXPECT_EQ(j["tiers"]["host"]["inserts"].get<uint64_t>(), 0u);
+  EXPECT_GT(j["tiers"]["remote"]["failures"].get<uint64_t>(), 0u);
+  EXPECT_EQ(j["tiers"]["remote"]["checksum_failures"].get<uint64_t>(), 0u);
+}
+
+TEST(RemoteTls, AReplayedRecordFailsTheConnection) {
+  std::atomic<int> fired{0};
+  ExpectMissThroughRecordProxy(
+      [&](std::vector<uint8_t> rec, bool first_block) {
+        std::vector<std::vector<uint8_t>> out{rec};
+        if (first_block) {
+          out.push_back(rec);  // sent twice
+          ++fired;
+        }
+        return out;
+      },
+      &fired);
+}
+
+TEST(RemoteTls, AnInjectedRecordFailsTheConnection) {
+  std::atomic<int> fired{0};
+  ExpectMissThroughRecordProxy(
+      [&](std::vector<uint8_t> rec, bool first_block) {
+        std::vector<std::vector<uint8_t>> out;
+        if (first_block) {
+          ++fired;
+          // A well-formed application-data record of the attacker's making, before the real one.
+          std::vector<uint8_t> forged = {23, 3, 3, 0, 64};
+          for (int i = 0; i < 64; ++i) forged.push_back(static_cast<uint8_t>(i * 37 + 1));
+          out.push_back(forged);
+        }
+        out.push_back(rec);
+        return out;
+      },
+      &fired);
 }
 
 }  // namespace

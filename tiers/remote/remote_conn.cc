@@ -6,8 +6,9 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 
+#include "io/tls_stream.h"
 #include "io/wire_auth.h"
 
 namespace kvt {
@@ -20,7 +21,7 @@ struct RemoteConn::Impl {
   asio::io_context ctx;
   tcp::socket sock{ctx};
   std::optional<asio::ssl::context> tls_ctx;
-  std::optional<asio::ssl::stream<tcp::socket&>> tls;  // over sock, when TLS is on
+  std::optional<TlsStream> tls;  // over sock, when TLS is on
 
   template <typename Bufs, typename Handler>
   void AsyncWrite(const Bufs& b, Handler h) {
@@ -75,7 +76,7 @@ Status RemoteConn::Impl::StartTls(const std::string& host, const TlsOptions& o,
                                   std::chrono::milliseconds timeout) {
   error_code ec;
   tls_ctx.emplace(asio::ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(tls_ctx->native_handle(), TLS1_3_VERSION);
+  TlsChannel::Configure(tls_ctx->native_handle(), /*server=*/false);
   tls_ctx->load_verify_file(o.ca, ec);
   if (ec) return Status::InvalidArgument("tls_ca " + o.ca + ": " + ec.message());
   if (!o.cert.empty()) {
@@ -84,13 +85,11 @@ Status RemoteConn::Impl::StartTls(const std::string& host, const TlsOptions& o,
     tls_ctx->use_private_key_file(o.key.empty() ? o.cert : o.key, asio::ssl::context::pem, ec);
     if (ec) return Status::InvalidArgument("tls_key " + o.key + ": " + ec.message());
   }
+  // The node's certificate must chain to the CA and name `host` (TlsChannel sets the check).
   tls_ctx->set_verify_mode(asio::ssl::verify_peer);
-  tls.emplace(sock, *tls_ctx);
-  tls->set_verify_callback(asio::ssl::host_name_verification(host));
-  SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+  tls.emplace(sock, tls_ctx->native_handle(), /*server=*/false, host);
   ec = RunFor(timeout, [&](auto handler) {
-    tls->async_handshake(asio::ssl::stream_base::client,
-                         [handler](const error_code& e) { handler(e); });
+    tls->async_handshake([handler](const error_code& e) { handler(e); });
   });
   if (ec) return Status::Unavailable("handshake failed: " + ec.message());
   return Status::Ok();
@@ -161,12 +160,20 @@ Status RemoteConn::Handshake(const std::string& secret, const std::string& crede
     return Status::PermissionDenied("the server requires authentication and no auth_secret is set");
   }
   // With a secret we always authenticate, even to a server that does not ask: a node without
-  // the secret must not be able to serve us blocks.
+  // the secret must not be able to serve us blocks. Under TLS the node proved itself with its
+  // certificate, and may have taken ours as the credential.
   if (!hr.auth_required) {
+    if (impl_->tls) return Status::Ok();
     return Status::PermissionDenied("the server does not authenticate, but auth_secret is set");
   }
+  // Under TLS the proofs are bound to this TLS session (its exporter value).
+  std::array<uint8_t, 32> binding{};
+  if (impl_->tls) binding = impl_->tls->channel().Binding();
+  const std::span<const uint8_t> bound =
+      impl_->tls ? std::span<const uint8_t>(binding) : std::span<const uint8_t>();
   wire::AuthMessage am;
-  am.mac = wire::AuthMac(secret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce);
+  am.mac = wire::AuthMac(secret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce,
+                         bound);
   am.credential = credential;
   frame.clear();
   wire::AppendFrame({static_cast<uint8_t>(wire::Op::kAuth), 0, wire::kFlagEnd, NextRequestId(), 0},
@@ -179,11 +186,13 @@ Status RemoteConn::Handshake(const std::string& secret, const std::string& crede
   wire::AuthMessage server_proof;
   KVT_RETURN_IF_ERROR(wire::DecodeAuth(body, &server_proof));
   const auto want = wire::AuthMac(secret, wire::AuthRole::kServer, hr.server_nonce,
-                                  hello.client_nonce);
+                                  hello.client_nonce, bound);
   if (!wire::MacEqual(want, server_proof.mac)) {
     broken_ = true;
     return Status::PermissionDenied("the server could not prove it knows the shared secret");
   }
+  // Inside TLS every record is authenticated already: no frame MAC (docs/decisions.md).
+  if (impl_->tls) return Status::Ok();
   const wire::SessionKeys keys =
       wire::DeriveSessionKeys(secret, hr.server_nonce, hello.client_nonce);
   mac_out_ = wire::FrameMac(keys.client_to_server);

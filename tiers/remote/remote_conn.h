@@ -5,7 +5,8 @@
 // After any failed read or write the byte stream is out of step with the server: the connection
 // marks itself broken() and the pool discards it.
 //
-// After an authenticated handshake every frame carries a MAC trailer (io/wire_auth.h): Write tags
+// After an authenticated handshake without TLS every frame carries a MAC trailer (io/wire_auth.h;
+// inside TLS the records are authenticated already and AUTH is bound to the TLS session): Write tags
 // each frame it is given, and reads verify each received frame's tag when its last body byte has
 // been read, before the caller sees that byte's call return. A failed tag breaks the connection
 // (Corruption, tampered()): bytes read so far into a caller's buffer must not be used.

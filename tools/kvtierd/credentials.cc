@@ -45,11 +45,21 @@ StatusOr<std::shared_ptr<const CredentialSet>> CredentialSet::Parse(const std::s
     c.id = e["id"].get<std::string>();
     if (c.id.size() > wire::kMaxCredentialId) return bad(at + ": id longer than 128 bytes");
     if (set->Find(c.id) != nullptr) return bad(at + ": duplicate id '" + c.id + "'");
-    if (!e.contains("secret") || !e["secret"].is_string() ||
-        e["secret"].get<std::string>().empty()) {
+    auto text = [&](const char* field, std::string* out) {
+      if (!e.contains(field)) return true;
+      if (!e[field].is_string() || e[field].get<std::string>().empty()) return false;
+      *out = e[field].get<std::string>();
+      return true;
+    };
+    if (!text("secret", &c.secret)) {
       return bad(at + " ('" + c.id + "'): \"secret\" must be a non-empty string");
     }
-    c.secret = e["secret"].get<std::string>();
+    if (!text("subject", &c.subject) || !text("cn", &c.cn)) {
+      return bad(at + " ('" + c.id + "'): \"subject\" and \"cn\" must be non-empty strings");
+    }
+    if (c.secret.empty() && c.subject.empty() && c.cn.empty()) {
+      return bad(at + " ('" + c.id + "'): needs a \"secret\", or a certificate \"subject\" or \"cn\"");
+    }
     if (!e.contains("tenants") || !e["tenants"].is_array()) {
       return bad(at + " ('" + c.id + "'): \"tenants\" must be an array of tenant salts");
     }
@@ -82,6 +92,35 @@ StatusOr<std::shared_ptr<const CredentialSet>> CredentialSet::Load(const std::st
   auto r = Parse(ss.str());
   if (!r.ok()) return r.status().WithContext(path);
   return r;
+}
+
+const Credential* CredentialSet::FindByCertificate(std::string_view subject,
+                                                   std::string_view cn) const {
+  if (!subject.empty()) {
+    for (const Credential& c : creds_) {
+      if (c.subject == subject) return &c;
+    }
+  }
+  if (!cn.empty()) {
+    for (const Credential& c : creds_) {
+      if (c.cn == cn) return &c;
+    }
+  }
+  return nullptr;
+}
+
+bool CredentialSet::has_secrets() const {
+  for (const Credential& c : creds_) {
+    if (!c.secret.empty()) return true;
+  }
+  return false;
+}
+
+bool CredentialSet::has_certificates() const {
+  for (const Credential& c : creds_) {
+    if (!c.subject.empty() || !c.cn.empty()) return true;
+  }
+  return false;
 }
 
 const Credential* CredentialSet::Find(std::string_view id) const {

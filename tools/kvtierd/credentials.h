@@ -6,11 +6,18 @@
 // The file is JSON:
 //   {"credentials": [
 //     {"id": "team-a", "secret": "...", "tenants": ["tenant-a"], "rights": ["read", "write"]},
-//     {"id": "ops", "secret": "...", "tenants": ["*"], "rights": ["read", "write", "drop", "admin"]}
+//     {"id": "ops", "secret": "...", "tenants": ["*"], "rights": ["read", "write", "drop", "admin"]},
+//     {"id": "team-b", "cn": "client-b", "tenants": ["tenant-b"], "rights": ["read"]},
+//     {"id": "team-c", "subject": "CN=client-c,O=example", "tenants": ["tenant-c"], "rights": ["read"]}
 //   ]}
 // tenants: the tenant salts (NamespaceDesc::tenant_salt) the credential may name; "*" is any.
 // rights: read (LOOKUP, GET), write (PUT), drop (DROP_NAMESPACE of its tenants), admin (STATS, and
-// implies drop). Ids and secrets must be non-empty; ids unique and at most 128 bytes.
+// implies drop). Ids must be non-empty, unique and at most 128 bytes.
+//
+// A credential is proven either by its secret (AUTH) or, with mutual TLS, by the client
+// certificate the TLS handshake verified: "subject" names the certificate's whole subject as
+// RFC 2253 text (`openssl x509 -noout -subject -nameopt RFC2253` prints it), "cn" its common
+// name alone. Each entry needs at least one of secret, subject, cn.
 //
 // Thread safety: immutable after Parse; share it freely.
 #pragma once
@@ -26,7 +33,8 @@ namespace kvt {
 
 struct Credential {
   std::string id;  // empty: the node's shared secret (--auth-secret-file), every right
-  std::string secret;
+  std::string secret;        // empty: not usable with AUTH
+  std::string subject, cn;   // a TLS client certificate's subject (RFC 2253) or CN; empty: none
   std::vector<std::string> tenants;
   bool read = false, write = false, drop = false, admin = false;
 
@@ -41,6 +49,12 @@ class CredentialSet {
   static StatusOr<std::shared_ptr<const CredentialSet>> Load(const std::string& path);
   // nullptr when unknown.
   const Credential* Find(std::string_view id) const;
+  // The credential a verified client certificate proves: the entry naming its exact subject,
+  // else the one naming its CN; nullptr when none does.
+  const Credential* FindByCertificate(std::string_view subject, std::string_view cn) const;
+  // Whether any entry has a secret (so AUTH can succeed) / names a certificate.
+  bool has_secrets() const;
+  bool has_certificates() const;
   size_t size() const { return creds_.size(); }
 
  private:

@@ -7,11 +7,12 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "base/counter.h"
 #include "base/log.h"
 #include "base/units.h"
+#include "io/tls_stream.h"
 
 namespace kvt {
 
@@ -47,7 +48,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
         timer_(sock_.get_executor()),
         session_(srv->store_, srv->session_cfg_, &srv->sessions_),
         buf_(256u << 10) {
-    if (srv->impl_->tls) tls_.emplace(sock_, *srv->impl_->tls);
+    if (srv->impl_->tls) tls_.emplace(sock_, srv->impl_->tls->native_handle(), /*server=*/true);
   }
 
   void Start() {
@@ -55,13 +56,15 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     ArmTimer();
     if (!tls_) return DoRead();
     // The handshake deadline covers the TLS handshake too (the connection is not authed_ yet).
-    tls_->async_handshake(asio::ssl::stream_base::server,
-                          [self = shared_from_this()](const error_code& ec) {
+    tls_->async_handshake([self = shared_from_this()](const error_code& ec) {
                             if (ec) {
                               Add(self->srv_->counters_.tls_handshake_failures);
                               return self->CloseNow();
                             }
                             self->tls_up_ = true;
+                            const TlsChannel& ch = self->tls_->channel();
+                            self->session_.SetTlsPeer(
+                                {ch.PeerSubject(), ch.PeerCommonName(), ch.Binding()});
                             self->DoRead();
                           });
   }
@@ -194,7 +197,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   Server* srv_;
   tcp::socket sock_;
-  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
+  std::optional<TlsStream> tls_;
   bool tls_up_ = false;
   asio::steady_timer timer_;
   ServerSession session_;
@@ -269,7 +272,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOption
     }
     im.tls.emplace(asio::ssl::context::tls_server);
     asio::ssl::context& c = *im.tls;
-    SSL_CTX_set_min_proto_version(c.native_handle(), TLS1_3_VERSION);
+    TlsChannel::Configure(c.native_handle(), /*server=*/true);
     c.use_certificate_chain_file(o.tls_cert, ec);
     if (!ec) c.use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
     if (!ec) c.load_verify_file(o.tls_ca, ec);
@@ -408,6 +411,8 @@ std::string Server::Metrics() const {
   line("auth_ok", sessions_.auth_ok);
   line("auth_failures", sessions_.auth_failures);
   line("frame_mac_failures", sessions_.frame_mac_failures);
+  line("tls_certificate_credentials", sessions_.cert_auth_ok);
+  line("tls_certificate_unknown", sessions_.cert_unknown);
   line("requests_denied", sessions_.denied);
   line("lookups", sessions_.lookups);
   line("gets", sessions_.gets);

@@ -33,6 +33,8 @@ ServerSession::~ServerSession() {
   ReleaseBudget();
 }
 
+void ServerSession::SetTlsPeer(TlsPeer peer) { tls_ = std::move(peer); }
+
 void ServerSession::ReleaseBudget() {
   if (reserved_ > 0) cfg_.buffered->fetch_sub(reserved_, std::memory_order_relaxed);
   reserved_ = 0;
@@ -232,6 +234,23 @@ void ServerSession::HandleHello(const wire::FrameHeader& h, std::span<const uint
   wire::HelloResponse resp;
   resp.server_nonce = server_nonce_;
   resp.auth_required = !cfg_.auth_secret.empty() || cfg_.credentials != nullptr;
+  if (tls_ && cfg_.credentials) {
+    // A verified client certificate named in the credentials is the credential: no AUTH.
+    if (const Credential* c = cfg_.credentials->FindByCertificate(tls_->subject, tls_->cn)) {
+      Add(counters_->cert_auth_ok);
+      cred_ = *c;
+      resp.auth_required = false;
+    } else if (cfg_.auth_secret.empty() && !cfg_.credentials->has_secrets()) {
+      // Nothing else could authenticate it: refuse now rather than after a pointless AUTH.
+      Add(counters_->cert_unknown);
+      Add(counters_->auth_failures);
+      return Fail(Resp(wire::Op::kHello), h.request_id,
+                  Status::PermissionDenied("client certificate '" + tls_->subject +
+                                           "' is not in the node's tenant credentials"));
+    } else {
+      Add(counters_->cert_unknown);  // it may still prove a secret in AUTH
+    }
+  }
   resp.max_body = cfg_.limits.max_body;
   resp.max_keys = cfg_.limits.max_keys;
   state_ = resp.auth_required ? State::kExpectAuth : State::kReady;
@@ -250,9 +269,11 @@ void ServerSession::HandleAuth(const wire::FrameHeader& h, std::span<const uint8
   } else if (cfg_.credentials) {
     if (const Credential* c = cfg_.credentials->Find(req.credential)) cred = *c;
   }
+  const std::span<const uint8_t> binding =
+      tls_ ? std::span<const uint8_t>(tls_->binding) : std::span<const uint8_t>();
   if (cred.secret.empty() ||
       !wire::MacEqual(req.mac, wire::AuthMac(cred.secret, wire::AuthRole::kClient, server_nonce_,
-                                             client_nonce_))) {
+                                             client_nonce_, binding))) {
     Add(counters_->auth_failures);
     return Fail(Resp(wire::Op::kAuth), h.request_id,
                 Status::PermissionDenied("authentication failed: unknown credential or wrong "
@@ -262,8 +283,12 @@ void ServerSession::HandleAuth(const wire::FrameHeader& h, std::span<const uint8
   state_ = State::kReady;
   cred_ = std::move(cred);
   wire::AuthMessage proof;
-  proof.mac = wire::AuthMac(cred_.secret, wire::AuthRole::kServer, server_nonce_, client_nonce_);
+  proof.mac = wire::AuthMac(cred_.secret, wire::AuthRole::kServer, server_nonce_, client_nonce_,
+                            binding);
   Send(Resp(wire::Op::kAuth), h.request_id, wire::EncodeAuth(proof));
+  // Inside TLS every record is already authenticated (AEAD, per-record sequence numbers): a
+  // second MAC per frame would add HMAC-SHA256 over every byte for nothing (docs/decisions.md).
+  if (tls_) return;
   // Every frame after this one, both ways, carries a tag under the session's keys.
   const wire::SessionKeys keys =
       wire::DeriveSessionKeys(cred_.secret, server_nonce_, client_nonce_);

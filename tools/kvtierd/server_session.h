@@ -54,11 +54,19 @@ struct SessionConfig {
   size_t max_namespaces = 0;
 };
 
+// What the TLS handshake of a connection established (kvtierd with --tls-*).
+struct TlsPeer {
+  std::string subject;  // the verified client certificate's subject, RFC 2253
+  std::string cn;       // its common name
+  std::array<uint8_t, 32> binding{};  // the session's exporter value (binds AUTH to it)
+};
+
 // Shared by every session of a server (relaxed atomics).
 struct SessionCounters {
   std::atomic<uint64_t> frames_in{0}, frames_out{0}, bytes_in{0}, bytes_out{0};
   std::atomic<uint64_t> protocol_errors{0}, request_errors{0}, auth_failures{0}, auth_ok{0};
   std::atomic<uint64_t> frame_mac_failures{0}, denied{0}, busy_budget{0}, namespace_limit{0};
+  std::atomic<uint64_t> cert_auth_ok{0}, cert_unknown{0};
   std::atomic<uint64_t> lookups{0}, gets{0}, puts{0}, drops{0}, stats{0};
   std::atomic<uint64_t> blocks_sent{0}, blocks_missing{0}, blocks_received{0};
 };
@@ -69,6 +77,11 @@ class ServerSession {
   ~ServerSession();
   ServerSession(const ServerSession&) = delete;
   ServerSession& operator=(const ServerSession&) = delete;
+
+  // The connection runs inside TLS (before any byte is consumed). Then frames carry no MAC (TLS's
+  // AEAD already authenticates every record, with sequence numbers), AUTH proofs are bound to the
+  // TLS session, and a client certificate named in the credentials is the credential itself.
+  void SetTlsPeer(TlsPeer peer);
 
   // Takes received bytes and answers every complete frame that output backpressure allows.
   void Consume(std::span<const uint8_t> data);
@@ -147,6 +160,7 @@ class ServerSession {
   std::array<uint8_t, wire::kNonceBytes> client_nonce_{};
   wire::FrameMac mac_in_, mac_out_;  // active once AUTH succeeded
   Credential cred_;                  // bound at AUTH (every right when no auth is configured)
+  std::optional<TlsPeer> tls_;       // set when the connection runs inside TLS
   std::vector<uint8_t> in_;
   size_t in_off_ = 0;
   size_t need_ = 0;
