@@ -73,7 +73,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
           });
     }
   }
-  if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
+  if (!o.remote.empty() || !o.remote_etcd.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
   KVT_RETURN_IF_ERROR(s->StartEngineFacing());
   KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   return s;
@@ -532,6 +532,7 @@ std::string Store::StatsJson() const {
   HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(*nvme_, &j["tiers"]["nvme"]);
   if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
+  if (membership_) membership_->StatsJson(&j["tiers"]["remote"]["membership"]);
   EngineStatsJson(&j);
   return j.dump();
 }

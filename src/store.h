@@ -32,6 +32,7 @@
 #include "tiers/hbm_tier.h"
 #include "tiers/host_tier.h"
 #include "tiers/nvme_tier.h"
+#include "membership/etcd_membership.h"
 #include "tiers/remote_tier.h"
 
 namespace kvt {
@@ -234,6 +235,8 @@ class Store {
   std::unique_ptr<HostTier> host_;
   std::unique_ptr<NvmeTier> nvme_;  // null when nvme_bytes == 0
   std::unique_ptr<RemoteTier> remote_;  // null when `remote` is empty
+  // remote = etcd://...: keeps remote_'s node set current. After remote_: destroyed first.
+  std::unique_ptr<etcd::EtcdMembership> membership_;
   std::mutex admission_mu_;
   std::unique_ptr<AdmissionPolicy> admission_;  // GUARDED_BY(admission_mu_)
   std::mutex lost_mu_;
