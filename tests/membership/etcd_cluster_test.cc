@@ -253,7 +253,7 @@ TEST(EtcdCluster, EtcdDownAtOpenIsAClearError) {
   EXPECT_NE(s.status().message().find("etcd"), std::string::npos) << s.status().ToString();
   // kvtierd --etcd with etcd down: exit 1 with a message naming etcd.
   const std::string cmd = std::string(KVTIERD_PATH) + " --listen 127.0.0.1:0 --dir " + dir.path() +
-                          "/node --host-bytes 8MiB --etcd http://127.0.0.1:" +
+                          "/node --host-bytes 16MiB --etcd http://127.0.0.1:" +
                           std::to_string(testing::FreeLoopbackPort()) + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
