@@ -5,8 +5,8 @@
 
 #include "base/units.h"
 #include "membership/etcd_codec.h"
-#include "tiers/admission.h"
-#include "tiers/codec.h"
+#include "tiers/policy/admission.h"
+#include "tiers/nvme/codec.h"
 
 namespace kvt {
 namespace {
