@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-25}
 BUILD=${KVT_FUZZ_BUILD_DIR:-build-fuzz}
-TARGETS=(frame_decoder server_session options trace segment_record index_value remote_client)
+TARGETS=(frame_decoder server_session options trace segment_record index_value remote_client etcd)
 CXX_BIN=$(command -v clang++ || command -v clang++-14 || true)
 CC_BIN=$(command -v clang || command -v clang-14 || true)
 if [ -z "$CXX_BIN" ] || [ -z "$CC_BIN" ]; then
