@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential cmake ninja-build pkg-config git
           liburing-dev librocksdb-dev libxxhash-dev libzstd-dev libboost1.81-dev
           nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
-          clang libclang-rt-14-dev openssl
+          clang libclang-rt-14-dev openssl etcd-server
           python3 python3-numpy python3-torch python3-pytest)
 
 install_missing() {

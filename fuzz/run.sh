@@ -3,7 +3,7 @@
 # tables only, which builds about 15% faster than -O2 -g) and runs each for a short time from its
 # committed seed corpus. Any crash, sanitizer report or leak fails the run;
 # the input that caused it is kept under build-fuzz/artifacts/.
-#   fuzz/run.sh [SECONDS_PER_TARGET]      (default 25; setup.sh test passes 20: 7 targets, ~2.5 min)
+#   fuzz/run.sh [SECONDS_PER_TARGET]      (default 25; setup.sh test passes 20: 8 targets, ~2.5 min)
 #   fuzz/run.sh 600                       a longer soak of every target
 #   fuzz/run.sh seeds                     rewrite fuzz/corpus/ with fuzz_make_seeds
 # KVT_FUZZ_BUILD_DIR=DIR uses an existing KVT_FUZZ tree instead of build-fuzz/ (setup.sh test
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-25}
 BUILD=${KVT_FUZZ_BUILD_DIR:-build-fuzz}
-TARGETS=(frame_decoder server_session options trace segment_record index_value remote_client)
+TARGETS=(frame_decoder server_session options trace segment_record index_value remote_client etcd)
 CXX_BIN=$(command -v clang++ || command -v clang++-14 || true)
 CC_BIN=$(command -v clang || command -v clang-14 || true)
 if [ -z "$CXX_BIN" ] || [ -z "$CC_BIN" ]; then

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "base/units.h"
+#include "membership/etcd_codec.h"
 #include "tiers/policy/admission.h"
 #include "tiers/nvme/codec.h"
 
@@ -128,10 +129,19 @@ Status Options::Set(std::string_view name, std::string_view value) {
     hash_secret = *h;
     return Status::Ok();
   }
+  if (name == "remote" && value.substr(0, 7) == "etcd://") {
+    std::string prefix;
+    auto u = etcd::ParseEtcdUrl(value, &prefix);
+    if (!u.ok()) return bad(u.status());
+    remote.clear();
+    remote_etcd = v;
+    return Status::Ok();
+  }
   if (name == "remote") {
     auto r = ParseEndpoints(value);
     if (!r.ok()) return bad(r.status());
     remote = *r;
+    remote_etcd.clear();
     return Status::Ok();
   }
   if (name == "auth_secret") {

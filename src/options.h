@@ -24,6 +24,7 @@ struct Options {
   std::string write_policy = "write_back";
   std::string hash_secret;  // raw bytes decoded from hex
   std::vector<std::string> remote;
+  std::string remote_etcd;  // remote = etcd://HOST:PORT/PREFIX: nodes discovered there instead
   std::string auth_secret;
   std::string tls_cert, tls_key, tls_ca;  // TLS to kvtierd nodes (tls_ca set: on)
   std::string auth_id;  // a kvtierd --tenants credential id whose secret auth_secret is; "": shared

@@ -61,7 +61,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& o) {
     KVT_ASSIGN_OR_RETURN(s->nvme_, NvmeTier::Open(no));
     KVT_ASSIGN_OR_RETURN(s->admission_, MakeAdmissionPolicy(o.nvme_admission));
   }
-  if (!o.remote.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
+  if (!o.remote.empty() || !o.remote_etcd.empty()) KVT_RETURN_IF_ERROR(s->OpenRemote());
   KVT_RETURN_IF_ERROR(s->StartHbmAndPrefetch());
   KVT_RETURN_IF_ERROR(s->StartEngineFacing());  // hooks events into the mover
   return s;
@@ -392,6 +392,7 @@ std::string Store::StatsJson() const {
   HbmStatsJson(&j);
   if (nvme_) NvmeStatsJson(*nvme_, &j["tiers"]["nvme"]);
   if (remote_) remote_->StatsJson(&j["tiers"]["remote"]);
+  if (membership_) membership_->StatsJson(&j["tiers"]["remote"]["membership"]);
   EngineStatsJson(&j);
   return j.dump();
 }

@@ -34,6 +34,7 @@
 #include "tiers/hbm/hbm_tier.h"
 #include "tiers/host/host_tier.h"
 #include "tiers/nvme/nvme_tier.h"
+#include "membership/etcd_membership.h"
 #include "tiers/remote/remote_tier.h"
 
 namespace kvt {
@@ -216,6 +217,8 @@ class Store {
   std::unique_ptr<NvmeTier> nvme_;  // null when nvme_bytes == 0
   std::unique_ptr<RemoteTier> remote_;  // null when `remote` is empty
   std::unique_ptr<RemoteTierAdapter> remote_adapter_;
+  // remote = etcd://...: keeps remote_'s node set current. After remote_: destroyed first.
+  std::unique_ptr<etcd::EtcdMembership> membership_;
   std::unique_ptr<AdmissionPolicy> admission_;  // handed to the mover at open
   mutable std::shared_mutex ns_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)

@@ -17,6 +17,7 @@ Status Store::OpenRemote() {
   ro.secret = opts_.auth_secret;
   ro.credential = opts_.auth_id;
   ro.tls = {opts_.tls_cert, opts_.tls_key, opts_.tls_ca};
+  ro.allow_empty = !opts_.remote_etcd.empty();
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   remote_adapter_ = std::make_unique<RemoteTierAdapter>(
       remote_.get(),
@@ -25,6 +26,15 @@ Status Store::OpenRemote() {
         return info.ok() ? &(*info)->encoding : nullptr;
       },
       /*propagate_drops=*/RemoteWriteThrough());
+  if (!opts_.remote_etcd.empty()) {
+    // The nodes come from etcd: the set read at open, then every join and leave. etcd not
+    // answering now fails the open (a store silently without its remote tier would be worse).
+    etcd::MembershipOptions mo;
+    KVT_ASSIGN_OR_RETURN(mo.etcd, etcd::ParseEtcdUrl(opts_.remote_etcd, &mo.prefix));
+    RemoteTier* r = remote_.get();
+    KVT_ASSIGN_OR_RETURN(membership_, etcd::EtcdMembership::Start(
+                                          mo, [r](const std::vector<std::string>& eps) { r->SetNodes(eps); }));
+  }
   // A wrong secret is a configuration error worth failing open for; a node that is down is not
   // (it may come up later, and its blocks are misses meanwhile).
   return remote_->Probe();

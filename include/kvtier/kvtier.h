@@ -116,7 +116,10 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   host_policy    "lru" | "s3fifo" | "chain_lru" ["lru"]
  *   write_policy   "write_through" | "write_back" ["write_back"]
  *   hash_secret    hex string (even length, up to 128 bytes) for keyed block hashing [""]
- *   remote         "host:port,host:port" [""]: kvtierd nodes forming the remote tier
+ *   remote         "host:port,host:port" [""]: kvtierd nodes forming the remote tier; or
+ *                  "etcd://HOST:PORT/PREFIX": the nodes registered under PREFIX in etcd (kvtierd
+ *                  --etcd), followed as they join and leave. kvt_open then fails with
+ *                  KVT_UNAVAILABLE (the message names etcd) when etcd does not answer.
  *   auth_secret    shared secret for kvtierd, or the secret of the credential auth_id [""]
  *   tls_ca, tls_cert, tls_key  PEM files: with tls_ca set, kvtierd connections use TLS 1.3, the
  *                  node's certificate must chain to tls_ca; tls_cert/tls_key: ours (mutual TLS) [""]

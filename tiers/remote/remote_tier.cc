@@ -86,24 +86,53 @@ RemoteTier::RemoteTier(const RemoteOptions& o) : opts_(o) {}
 RemoteTier::~RemoteTier() = default;
 
 StatusOr<std::unique_ptr<RemoteTier>> RemoteTier::Create(const RemoteOptions& o) {
-  if (o.endpoints.empty()) return Status::InvalidArgument("remote: no endpoints");
+  if (o.endpoints.empty() && !o.allow_empty) return Status::InvalidArgument("remote: no endpoints");
   std::unique_ptr<RemoteTier> t(new RemoteTier(o));
-  for (const std::string& ep : o.endpoints) {
-    auto n = std::make_unique<Node>();
-    n->endpoint = ep;
-    n->seed = Checksum64(ep.data(), ep.size());
-    t->nodes_.push_back(std::move(n));
-  }
+  t->nodes_ = std::make_shared<const NodeSet>();
+  t->SetNodes(o.endpoints);
+  t->counters_.node_set_changes = 0;
   return t;
 }
 
-const std::string& RemoteTier::endpoint(size_t node) const { return nodes_[node]->endpoint; }
+// --- the node set (replaceable at runtime: etcd membership) --------------------------------------
 
-size_t RemoteTier::Owner(const Hash128& key) const {
+std::shared_ptr<const RemoteTier::NodeSet> RemoteTier::Nodes() const {
+  std::lock_guard<std::mutex> l(nodes_mu_);
+  return nodes_;
+}
+
+void RemoteTier::SetNodes(const std::vector<std::string>& endpoints) {
+  auto old = Nodes();
+  auto set = std::make_shared<NodeSet>();
+  for (const std::string& ep : endpoints) {
+    std::shared_ptr<Node> n;
+    for (const auto& o : *old) {
+      if (o->endpoint == ep) n = o;  // kept: its idle connections stay pooled
+    }
+    if (!n) {
+      n = std::make_shared<Node>();
+      n->endpoint = ep;
+      n->seed = Checksum64(ep.data(), ep.size());
+    }
+    set->push_back(std::move(n));
+  }
+  Add(counters_.node_set_changes);
+  std::lock_guard<std::mutex> l(nodes_mu_);
+  nodes_ = std::move(set);
+}
+
+std::string RemoteTier::endpoint(size_t node) const {
+  auto set = Nodes();
+  return node < set->size() ? (*set)[node]->endpoint : std::string();
+}
+
+size_t RemoteTier::Owner(const Hash128& key) const { return OwnerIn(*Nodes(), key); }
+
+size_t RemoteTier::OwnerIn(const NodeSet& nodes, const Hash128& key) {
   size_t best = 0;
   uint64_t best_score = 0;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    const uint64_t in[3] = {nodes_[i]->seed, key.lo, key.hi};
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const uint64_t in[3] = {nodes[i]->seed, key.lo, key.hi};
     const uint64_t score = Checksum64(in, sizeof in);
     if (i == 0 || score > best_score) {
       best = i;
@@ -120,8 +149,7 @@ void RemoteTier::Count(const Status& s) {
   if (s.code() == Code::kPermissionDenied) Add(counters_.auth_failures);
 }
 
-Status RemoteTier::WithConn(size_t node, const std::function<Status(RemoteConn*)>& fn) {
-  Node& n = *nodes_[node];
+Status RemoteTier::WithConn(Node& n, const std::function<Status(RemoteConn*)>& fn) {
   Add(counters_.requests);
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<RemoteConn> c;
@@ -177,8 +205,8 @@ Status RemoteTier::WithConn(size_t node, const std::function<Status(RemoteConn*)
 }
 
 Status RemoteTier::Probe() {
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    Status s = WithConn(i, [](RemoteConn*) { return Status::Ok(); });
+  for (const auto& node : *Nodes()) {
+    Status s = WithConn(*node, [](RemoteConn*) { return Status::Ok(); });
     if (s.code() == Code::kPermissionDenied) return s;
     if (!s.ok()) KVT_LOG(kWarn, "remote tier: " + s.ToString() + " (will retry on demand)");
   }
@@ -198,17 +226,22 @@ struct Group {
 Status RemoteTier::Lookup(std::string_view ns, std::span<const Hash128> keys,
                           std::vector<wire::LookupEntry>* out) {
   out->assign(keys.size(), wire::LookupEntry{});
-  std::vector<Group> groups(nodes_.size());
+  const auto nodes = Nodes();
+  if (nodes->empty()) {
+    Add(counters_.no_node);
+    return Status::Ok();  // no node: every key is absent
+  }
+  std::vector<Group> groups(nodes->size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    Group& g = groups[Owner(keys[i])];
+    Group& g = groups[OwnerIn(*nodes, keys[i])];
     g.keys.push_back(keys[i]);
     g.index.push_back(i);
   }
   Add(counters_.lookup_keys, keys.size());
-  for (size_t node = 0; node < nodes_.size(); ++node) {
+  for (size_t node = 0; node < nodes->size(); ++node) {
     const Group& g = groups[node];
     if (g.keys.empty()) continue;
-    Status s = WithConn(node, [&](RemoteConn* c) -> Status {
+    Status s = WithConn(*(*nodes)[node], [&](RemoteConn* c) -> Status {
       // Pipelined: every chunk's request in one write, then the responses in order.
       const size_t chunk = c->limits().max_keys;
       std::vector<std::vector<uint8_t>> frames;
@@ -308,18 +341,23 @@ Status RemoteTier::GetFromNode(RemoteConn* c, std::string_view ns, std::span<con
 }
 
 Status RemoteTier::Get(std::string_view ns, std::span<const Hash128> keys, const Sink& sink) {
-  std::vector<Group> groups(nodes_.size());
+  const auto nodes = Nodes();
+  if (nodes->empty()) {
+    Add(counters_.no_node);
+    return Status::Ok();  // no node: nothing is delivered, every key misses
+  }
+  std::vector<Group> groups(nodes->size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    Group& g = groups[Owner(keys[i])];
+    Group& g = groups[OwnerIn(*nodes, keys[i])];
     g.keys.push_back(keys[i]);
     g.index.push_back(i);
   }
   Add(counters_.get_keys, keys.size());
   Status first;
-  for (size_t node = 0; node < nodes_.size(); ++node) {
+  for (size_t node = 0; node < nodes->size(); ++node) {
     const Group& g = groups[node];
     if (g.keys.empty()) continue;
-    Status s = WithConn(node, [&](RemoteConn* c) {
+    Status s = WithConn(*(*nodes)[node], [&](RemoteConn* c) {
       return GetFromNode(c, ns, g.keys, g.index, sink);
     });
     if (first.ok() && !s.ok()) first = s;
@@ -329,7 +367,12 @@ Status RemoteTier::Get(std::string_view ns, std::span<const Hash128> keys, const
 
 Status RemoteTier::Put(std::string_view ns, const wire::BlockInfo& info, const void* data) {
   Add(counters_.puts);
-  return WithConn(Owner(info.key), [&](RemoteConn* c) -> Status {
+  const auto nodes = Nodes();
+  if (nodes->empty()) {
+    Add(counters_.no_node);
+    return Status::Ok();  // no node to own the block: it stays local only
+  }
+  return WithConn(*(*nodes)[OwnerIn(*nodes, info.key)], [&](RemoteConn* c) -> Status {
     const std::vector<uint8_t> head = wire::EncodePutHead(ns, info);
     const uint64_t body = head.size() + uint64_t{info.payload_bytes};
     if (body > c->limits().max_body) {
@@ -350,8 +393,8 @@ Status RemoteTier::Put(std::string_view ns, const wire::BlockInfo& info, const v
 
 Status RemoteTier::DropNamespace(std::string_view ns) {
   Status first;
-  for (size_t node = 0; node < nodes_.size(); ++node) {
-    Status s = WithConn(node, [&](RemoteConn* c) -> Status {
+  for (const auto& node : *Nodes()) {
+    Status s = WithConn(*node, [&](RemoteConn* c) -> Status {
       std::vector<uint8_t> frame, resp;
       const uint64_t id = c->NextRequestId();
       wire::AppendFrame({OpByte(wire::Op::kDropNamespace), 0, wire::kFlagEnd, id, 0},
@@ -366,7 +409,9 @@ Status RemoteTier::DropNamespace(std::string_view ns) {
 }
 
 Status RemoteTier::Metrics(size_t node, std::string* text) {
-  return WithConn(node, [&](RemoteConn* c) -> Status {
+  const auto nodes = Nodes();
+  if (node >= nodes->size()) return Status::InvalidArgument("no remote node " + std::to_string(node));
+  return WithConn(*(*nodes)[node], [&](RemoteConn* c) -> Status {
     std::vector<uint8_t> frame, resp;
     const uint64_t id = c->NextRequestId();
     wire::AppendFrame({OpByte(wire::Op::kStats), 0, wire::kFlagEnd, id, 0}, {}, &frame);
@@ -381,7 +426,7 @@ Status RemoteTier::Metrics(size_t node, std::string* text) {
 void RemoteTier::StatsJson(nlohmann::json* out) const {
   auto& j = *out;
   auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-  j["nodes"] = nodes_.size();
+  j["nodes"] = Nodes()->size();
   j["requests"] = get(counters_.requests);
   j["failures"] = get(counters_.failures);
   j["timeouts"] = get(counters_.timeouts);
@@ -399,6 +444,8 @@ void RemoteTier::StatsJson(nlohmann::json* out) const {
   j["puts"] = get(counters_.puts);
   j["bytes_in"] = get(counters_.bytes_in);
   j["bytes_out"] = get(counters_.bytes_out);
+  j["node_set_changes"] = get(counters_.node_set_changes);
+  j["no_node"] = get(counters_.no_node);
 }
 
 }  // namespace kvt

@@ -11,6 +11,9 @@
 // checksum in its block meta before the caller may keep it, and the meta (parent, tokens digest)
 // goes back to the store to verify as for a local hit.
 //
+// The node set may be replaced while in use (SetNodes, from etcd membership): each operation
+// works on the set it started with, so a node that leaves mid-request costs that request a miss.
+//
 // Thread safety: every method may be called concurrently.
 #pragma once
 
@@ -44,6 +47,7 @@ struct RemoteOptions {
   RemoteTimeouts timeouts;
   size_t max_idle_per_node = 4;
   std::chrono::milliseconds down_backoff{500};
+  bool allow_empty = false;  // etcd membership: the set may start (and become) empty
 };
 
 struct RemoteCounters {
@@ -52,6 +56,7 @@ struct RemoteCounters {
   std::atomic<uint64_t> lookup_keys{0}, lookup_hits{0};
   std::atomic<uint64_t> get_keys{0}, get_hits{0}, checksum_failures{0}, frame_mac_failures{0};
   std::atomic<uint64_t> puts{0}, bytes_in{0}, bytes_out{0};
+  std::atomic<uint64_t> node_set_changes{0}, no_node{0};  // SetNodes calls; requests with no node
 };
 
 // Reads the payload of one streamed block. Read verifies the checksum after filling dst.
@@ -78,10 +83,16 @@ class RemoteTier {
   static StatusOr<std::unique_ptr<RemoteTier>> Create(const RemoteOptions& o);
   ~RemoteTier();
 
-  size_t nodes() const { return nodes_.size(); }
-  const std::string& endpoint(size_t node) const;
-  // The owning node of a key (rendezvous hashing over the endpoint names).
+  // Create with no endpoints is allowed only with allow_empty (the set comes later, SetNodes).
+  size_t nodes() const { return Nodes()->size(); }
+  std::string endpoint(size_t node) const;
+  // The owning node of a key (rendezvous hashing over the endpoint names), an index into the
+  // current set. REQUIRES: nodes() > 0.
   size_t Owner(const Hash128& key) const;
+  // Replaces the node set (endpoints as host:port). Nodes in both sets keep their pooled
+  // connections; operations already running finish on the old set. With an empty set every
+  // lookup and get misses and puts are skipped (counted in no_node).
+  void SetNodes(const std::vector<std::string>& endpoints);
 
   // Connects to every node once. PermissionDenied when a node rejects our secret (or cannot prove
   // its own); nodes that cannot be reached are only logged (they may come up later).
@@ -111,16 +122,20 @@ class RemoteTier {
 
  private:
   struct Node;
+  using NodeSet = std::vector<std::shared_ptr<Node>>;
   explicit RemoteTier(const RemoteOptions& o);
+  std::shared_ptr<const NodeSet> Nodes() const;
+  static size_t OwnerIn(const NodeSet& set, const Hash128& key);
   // Runs fn on a pooled (or new) connection of `node`; retries once on a fresh connection when a
   // pooled one turns out dead. Broken connections are dropped, healthy ones go back to the pool.
-  Status WithConn(size_t node, const std::function<Status(RemoteConn*)>& fn);
+  Status WithConn(Node& node, const std::function<Status(RemoteConn*)>& fn);
   Status GetFromNode(RemoteConn* c, std::string_view ns, std::span<const Hash128> keys,
                      std::span<const size_t> index, const Sink& sink);
   void Count(const Status& s);
 
   RemoteOptions opts_;
-  std::vector<std::unique_ptr<Node>> nodes_;
+  mutable std::mutex nodes_mu_;
+  std::shared_ptr<const NodeSet> nodes_;  // GUARDED_BY(nodes_mu_); replaced whole, never edited
   mutable RemoteCounters counters_;
 };
 

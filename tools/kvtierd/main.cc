@@ -4,10 +4,13 @@
 //           [--tls-cert PEM --tls-key PEM --tls-ca PEM] [--insecure-plaintext]
 //           [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
 //           [--frame-timeout-ms N] [--threads N] [--port-file FILE]
+//           [--etcd http://HOST:PORT [--etcd-prefix /kvtier/CLUSTER] [--etcd-ttl S] [--advertise HOST:PORT]]
 //   kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]     print a node's metrics and exit
 // (Loopback throughput of this server next to plain TCP: kvtier-bench's net/ rows.)
 //
-// SIGTERM or SIGINT: stop accepting, close connections, flush the store, exit 0.
+// --etcd: registers the node under the prefix with a lease kept alive (membership/); clients
+// with remote = etcd://HOST:PORT/PREFIX find it. SIGTERM or SIGINT: delete the etcd key first
+// (clients stop routing here at once), stop accepting, close connections, flush the store, exit 0.
 // Exit 2: usage error, or a bad option value or config file (with a message); 1: any other failure.
 #include <csignal>
 #include <exception>
@@ -20,6 +23,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "base/units.h"
+#include "tools/kvtierd/etcd_register.h"
 #include "tools/kvtierd/server.h"
 
 namespace {
@@ -36,6 +40,8 @@ int Usage(const std::string& why) {
                "               [--max-unauth-connections N] [--handshake-timeout-ms N]\n"
                "               [--max-buffered-bytes N] [--max-namespaces-per-connection N]\n"
                "               [--max-namespaces N]\n"
+               "               [--etcd http://HOST:PORT [--etcd-prefix /kvtier/CLUSTER]\n"
+               "                [--etcd-ttl SECONDS] [--advertise HOST:PORT]]\n"
                "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]\n");
   return 2;
 }
@@ -68,6 +74,7 @@ int Main(int argc, char** argv) {
   kvt::TlsOptions client_tls;
   std::string host_bytes, nvme_bytes;
   kvt::ServerOptions so;
+  kvt::KvtierdEtcdOptions eo;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](std::string* out) {
@@ -105,6 +112,10 @@ int Main(int argc, char** argv) {
     else if (a == "--max-buffered-bytes") ok = number(&so.max_buffered_bytes);
     else if (a == "--max-namespaces-per-connection") ok = number(&so.max_namespaces_per_connection);
     else if (a == "--max-namespaces") ok = number(&so.max_namespaces);
+    else if (a == "--etcd") ok = value(&eo.url);
+    else if (a == "--etcd-prefix") ok = value(&eo.prefix);
+    else if (a == "--etcd-ttl") ok = number(&eo.ttl_s) && eo.ttl_s > 0;
+    else if (a == "--advertise") ok = value(&eo.advertise);
     else if (a == "--handshake-timeout-ms") {
       ok = number(&ms);
       so.handshake_timeout = std::chrono::milliseconds(ms);
@@ -151,7 +162,7 @@ int Main(int argc, char** argv) {
   if (s.ok() && !host_bytes.empty()) s = o.Set("host_bytes", host_bytes);
   if (s.ok() && !nvme_bytes.empty()) s = o.Set("nvme_bytes", nvme_bytes);
   if (!s.ok()) return BadConfig(s);
-  if (!o.remote.empty()) return Fail(kvt::Status::InvalidArgument("kvtierd's own store cannot have a remote tier"));
+  if (!o.remote.empty() || !o.remote_etcd.empty()) return Fail(kvt::Status::InvalidArgument("kvtierd's own store cannot have a remote tier"));
 
   // Signals are caught from here on: a SIGTERM while the store opens still shuts down cleanly.
   boost::asio::io_context sig_ctx;
@@ -172,6 +183,18 @@ int Main(int argc, char** argv) {
                tls ? " (TLS 1.3, mutual certificates)"
                : !secret.empty() || so.credentials ? " (authenticated, PLAINTEXT)"
                                                    : " (no authentication: loopback only)");
+  // Registered before the port file appears, so whoever waits for that file finds the node in etcd.
+  std::unique_ptr<kvt::etcd::EtcdRegistration> reg;
+  if (!eo.url.empty()) {
+    auto r = kvt::RegisterWithEtcd(eo, listen, (*server)->port(), o, so.tls_cert);
+    if (!r.ok()) {
+      (*server)->Stop();
+      return r.status().code() == kvt::Code::kInvalidArgument ? BadConfig(r.status()) : Fail(r.status());
+    }
+    reg = std::move(r).value();
+    std::fprintf(stderr, "kvtierd: registered in etcd as %s (lease TTL %lld s)\n", reg->key().c_str(),
+                 static_cast<long long>(reg->ttl_s()));
+  }
   if (!port_file.empty()) {
     std::ofstream pf(port_file + ".tmp");
     pf << (*server)->port() << "\n";
@@ -183,6 +206,13 @@ int Main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code&, int sig) { got = sig; });
   sig_ctx.run();
   std::fprintf(stderr, "kvtierd: signal %d: shutting down\n", got);
+  if (reg) {
+    // First: clients stop routing here while we drain.
+    if (kvt::Status d = reg->Deregister(); !d.ok()) {
+      std::fprintf(stderr, "kvtierd: %s (the key goes when its lease expires)\n", d.ToString().c_str());
+    }
+    reg.reset();
+  }
   (*server)->Stop();
   server->reset();
   s = (*store)->Flush();
