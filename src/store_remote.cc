@@ -16,6 +16,10 @@ Status Store::OpenRemote() {
   ro.secret = opts_.auth_secret;
   ro.credential = opts_.auth_id;
   ro.tls = {opts_.tls_cert, opts_.tls_key, opts_.tls_ca};
+  ro.connections_per_node = opts_.remote_connections;
+  ro.batch_blocks = opts_.remote_batch_blocks;
+  ro.pipeline_depth = opts_.remote_pipeline_depth;
+  ro.socket_buffer_bytes = opts_.remote_socket_buffer;
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   // A wrong secret is a configuration error worth failing open for; a node that is down is not
   // (it may come up later, and its blocks are misses meanwhile).
