@@ -7,7 +7,8 @@
 //
 //   kvtier-wan-example [--rate-mbit 5000] [--model deepseek-v3] [--kv-dtype bf16] [--gpu h100]
 //                      [--gpus 1] [--mfu 0.5] [--tokens 8192] [--block-tokens 64]
-//                      [--connections 4] [--kvtierd PATH]
+//                      [--connections 4] [--batch-blocks 4] [--socket-buffer BYTES]
+//                      [--kvtierd PATH]
 // Needs root (network namespaces); exits 77 with a message where they cannot be made.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "src/store.h"
 #include "tools/sim/model.h"
@@ -35,7 +38,8 @@ int Fail(const std::string& m, int rc = 1) {
 }
 
 int Main(int argc, char** argv) {
-  uint32_t rate = 5000, gpus = 1, block_tokens = 64, conns = 4;
+  uint32_t rate = 5000, gpus = 1, block_tokens = 64, conns = 4, batch = 4;
+  int64_t sockbuf = -1;  // -1: the link's BDP over a 20 ms queue, per connection
   uint64_t tokens = 8192;
   double mfu = 0.5;
   std::string model = "deepseek-v3", dtype = "bf16", gpu = "h100", kvtierd = KVTIERD_PATH;
@@ -52,6 +56,8 @@ int Main(int argc, char** argv) {
     else if (a == "--tokens") tokens = std::stoull(v);
     else if (a == "--block-tokens") block_tokens = std::stoul(v);
     else if (a == "--connections") conns = std::stoul(v);
+    else if (a == "--batch-blocks") batch = std::stoul(v);
+    else if (a == "--socket-buffer") sockbuf = std::stoll(v);
     else if (a == "--kvtierd") kvtierd = v;
     else return Fail("unknown flag " + a, 2);
   }
@@ -82,7 +88,11 @@ int Main(int argc, char** argv) {
   if (::mkdtemp(tmpl) == nullptr) return Fail("mkdtemp failed");
   const std::string dir = tmpl, secret_file = dir + "/secret", port_file = dir + "/port";
   std::ofstream(secret_file) << "two-clusters-example-secret\n";
-  const std::string host_bytes = std::to_string((blocks + 8) * block_bytes);
+  // Host pools: slabs of 4 blocks, room for the prompt and some; the node's twice that (its slabs
+  // are the default 16 MiB, which a 4 MiB block does not divide).
+  const uint64_t slab = (block_bytes + 4095) / 4096 * 4096 * 4;
+  const uint64_t pool = (blocks / 4 + 2) * slab;
+  const std::string host_bytes = std::to_string(2 * pool + (64ull << 20));
   // The prefill cluster's kvtierd, a real process in the server namespace.
   auto node = NetnsProcess::Start(
       (*link)->server_ns(),
@@ -98,15 +108,18 @@ int Main(int argc, char** argv) {
   auto open = [&](const std::string& sub, bool write) -> StatusOr<std::unique_ptr<Store>> {
     Options o;
     o.dir = dir + "/" + sub;
-    o.host_bytes = (blocks + 8) * block_bytes;
-    o.host_mlock = false;
+    o.host_bytes = pool;
+    o.host_slab_bytes = slab;
+    o.host_mlock = std::getenv("KVT_EXAMPLE_NO_MLOCK") == nullptr;  // populated at open
     o.remote = {endpoint};
     o.auth_secret = "two-clusters-example-secret";
     o.remote_write = write ? "write_through" : "off";
     o.remote_connections = conns;
-    o.remote_batch_blocks = 4;
+    o.remote_batch_blocks = batch;
     o.remote_socket_buffer =
-        std::max<uint64_t>(256u << 10, BdpBytes(rate * 1e6, std::chrono::milliseconds(20)) / conns);
+        sockbuf >= 0 ? static_cast<uint64_t>(sockbuf)
+                     : std::max<uint64_t>(256u << 10,
+                                          BdpBytes(rate * 1e6, std::chrono::milliseconds(20)) / conns);
     return Store::Open(o);
   };
   std::vector<int32_t> prompt(blocks * block_tokens);
@@ -145,10 +158,16 @@ int Main(int argc, char** argv) {
   size_t prefix = 0;
   Status s = (*decode)->MatchPrefix(ns, prompt, &keys, &prefix, nullptr);
   if (!s.ok()) return Fail("match: " + s.ToString());
+  const double t1 = Now();
   auto ticket = (*decode)->Prefetch(ns, std::span(keys).first(prefix), Tier::kHost);
+  const double t2 = Now();
   if (!ticket.ok()) return Fail("prefetch: " + ticket.status().ToString());
   s = (*ticket)->Wait(120'000'000);
   const double load_s = Now() - t0;
+  std::printf("remote tier: %s\n",
+              nlohmann::json::parse((*decode)->StatsJson())["tiers"]["remote"].dump().c_str());
+  std::printf("timing: prefix lookup %.3f s, fetch %.3f s, prefetch wait %.3f s\n", t1 - t0, t2 - t1,
+              t0 + load_s - t2);
   ticket->reset();
   if (!s.ok()) return Fail("load: " + s.ToString());
   size_t exact = 0;
