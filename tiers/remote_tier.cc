@@ -130,7 +130,11 @@ Status RemoteTier::WithConn(size_t node, const std::function<Status(RemoteConn*)
     std::unique_ptr<RemoteConn> c;
     {
       std::lock_guard<std::mutex> l(n.mu);
-      if (!n.idle.empty()) {
+      if (attempt > 0) {
+        // A pooled connection was dead: the node restarted or the path broke, so every other idle
+        // one of that time is suspect too. The retry connects afresh.
+        n.idle.clear();
+      } else if (!n.idle.empty()) {
         c = std::move(n.idle.back());
         n.idle.pop_back();
       } else if (std::chrono::steady_clock::now() < n.down_until) {

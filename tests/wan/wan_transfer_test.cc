@@ -135,6 +135,30 @@ TEST(WanTransfer, NodeDyingMidBatchGivesMissesNotHangs) {
   EXPECT_EQ(g.good, 0u);
 }
 
+// Every pooled connection dies with the node's restart; the next fetch finds each of them dead on
+// its first read, reconnects and sends the batches it held again: everything arrives, once.
+TEST(WanTransfer, BatchesHeldByDeadPooledConnectionsAreSentAgain) {
+  Node node({}, "64MiB");
+  ASSERT_TRUE(node.server);
+  const auto keys = Fill(node.store.get(), 48);
+  auto t = RemoteTier::Create(Tuned(node.endpoint()));
+  ASSERT_TRUE(t.ok());
+  const size_t bytes = 64u << 10;
+  ASSERT_EQ(FetchAll(t->get(), Encoding(node.store.get()), keys, bytes).good, keys.size());
+  const uint16_t port = node.server->port();
+  node.server->Stop();
+  ServerOptions so;
+  so.listen = "127.0.0.1:" + std::to_string(port);
+  auto again = Server::Start(node.store.get(), so);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  Fetched f = FetchAll(t->get(), Encoding(node.store.get()), keys, bytes);
+  EXPECT_TRUE(f.status.ok()) << f.status.ToString();
+  EXPECT_EQ(f.good, keys.size());
+  for (int n : f.times) EXPECT_EQ(n, 1);
+  EXPECT_GE((*t)->counters().retries.load(), 1u);
+  EXPECT_GE((*t)->counters().batches_resent.load(), 1u);
+}
+
 TEST(WanTransfer, StoreOptionsValidated) {
   Options o;
   EXPECT_TRUE(o.Set("remote_connections", "4").ok());
