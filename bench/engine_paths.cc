@@ -19,8 +19,8 @@
 
 #include "bench/bench.h"
 #include "src/store.h"
-#include "tiers/host_tier.h"
-#include "tiers/nvme_tier.h"
+#include "tiers/host/host_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 namespace kvt::bench {
 namespace {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "tiers/nvme_index.h"
-#include "tiers/tier_index.h"
+#include "tiers/nvme/nvme_index.h"
+#include "tiers/policy/tier_index.h"
 
 namespace kvt {
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "tiers/eviction_policy.h"
-#include "tiers/host_pool.h"
+#include "tiers/policy/eviction_policy.h"
+#include "tiers/host/host_pool.h"
 
 namespace kvt {
 namespace {

@@ -1,10 +1,10 @@
 // The network path: the remote tier over loopback TCP next to plain TCP, measured in the same
-// call (tools/kvtierd/loopback_bench.h: a kvtierd server and a client store in this process).
+// call (bench/loopback_bench.h: a kvtierd server and a client store in this process).
 // One RunLoopbackBench call per round measures all four figures back to back, so the ratio of a
 // remote path to TCP is always of the same round: the first of this round's tests to run makes
 // the call, the others read its figures.
 #include "bench/bench.h"
-#include "tools/kvtierd/loopback_bench.h"
+#include "bench/loopback_bench.h"
 
 namespace kvt::bench {
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer target: the NVMe tier's RocksDB index keys and values (tiers/nvme_index.h), as read
+// libFuzzer target: the NVMe tier's RocksDB index keys and values (tiers/nvme/nvme_index.h), as read
 // back at open. Arbitrary bytes must decode to false or to an entry that re-encodes to the same
 // bytes (the reserved byte and the has_tokens byte are normalised), and decode again identically.
 //
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "tiers/nvme_index.h"
+#include "tiers/nvme/nvme_index.h"
 
 using namespace kvt;
 

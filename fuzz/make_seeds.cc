@@ -10,9 +10,9 @@
 #include "io/wire_auth.h"
 #include "io/wire_format.h"
 #include "src/block_key.h"
-#include "tiers/codec.h"
-#include "tiers/nvme_index.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/codec.h"
+#include "tiers/nvme/nvme_index.h"
+#include "tiers/nvme/segment_format.h"
 
 using namespace kvt;
 using namespace kvt::wire;

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "base/hash.h"
-#include "tiers/remote_tier.h"
+#include "tiers/remote/remote_tier.h"
 
 namespace {
 

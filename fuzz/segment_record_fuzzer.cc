@@ -1,5 +1,5 @@
-// libFuzzer target: what the NVMe tier reads back from a segment file (tiers/segment_format.h,
-// tiers/codec.h): segment headers, record headers, stored payloads and zstd frames, on arbitrary
+// libFuzzer target: what the NVMe tier reads back from a segment file (tiers/nvme/segment_format.h,
+// tiers/nvme/codec.h): segment headers, record headers, stored payloads and zstd frames, on arbitrary
 // bytes. Decoders must return a status (never crash, never read past the block), and the read
 // path's checks must hold: a record accepted as raw has stored == payload bytes, a zstd payload
 // that decompresses gives exactly payload_bytes, and compress/decompress round-trips exactly.
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "tiers/codec.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/codec.h"
+#include "tiers/nvme/segment_format.h"
 
 using namespace kvt;
 

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "src/server_session.h"
+#include "tools/kvtierd/server_session.h"
 
 namespace {
 

@@ -29,7 +29,7 @@
 #include "base/status.h"
 #include "kernels/kv_layout.h"
 #include "src/store.h"
-#include "tiers/device_memory.h"
+#include "tiers/hbm/device_memory.h"
 
 namespace kvt {
 

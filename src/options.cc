@@ -4,8 +4,8 @@
 #include <sstream>
 
 #include "base/units.h"
-#include "tiers/admission.h"
-#include "tiers/codec.h"
+#include "tiers/policy/admission.h"
+#include "tiers/nvme/codec.h"
 
 namespace kvt {
 namespace {

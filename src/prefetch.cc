@@ -247,11 +247,13 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
     if (hook_) hook_(marked);
     ++marked;
   };
-  // Each layer's copies go out as one batch followed by one event. With real copies (a GPU) every
-  // layer is enqueued before any is marked: enqueueing is cheap, and a stream-side waiter
-  // (WaitLayerEvent) gets every layer's event at once. Emulated copies are synchronous, so each
-  // layer is marked as soon as it is copied, which keeps the CPU pipeline layer by layer.
-  const bool sync_copies = dev->emulated();
+  // Each layer's copies go out as one batch followed by one event, and a layer is marked done as
+  // soon as its event has fired, polled while the next layers are enqueued: host-side waiters
+  // (WaitLayer) get layer 0 while the rest is still being queued. With real copies (a GPU) a layer
+  // is marked only once the next layer's event exists, so a stream-side waiter (WaitLayerEvent)
+  // woken by a mark always finds the following event. Emulated copies are synchronous, so there
+  // each layer is marked as soon as it is copied.
+  const uint32_t lookahead = dev->emulated() ? 0 : 1;
   std::vector<DeviceCopy> ops;
   ops.reserve(n);
   Status st;
@@ -271,7 +273,7 @@ Status PrefetchPipeline::CopyLayersToHbm(Job& job) {
     events.push_back(std::move(ev).value());
     job.state->SetLayerEvent(l, events.back()->native());
     Add(c_.bytes_host_to_hbm, lb * ops.size());
-    while (sync_copies && marked < events.size() && marked + 1 < layers &&
+    while (marked + lookahead < events.size() && marked + 1 < layers &&
            events[marked]->Ready()) {
       mark();
     }

@@ -39,9 +39,9 @@
 #include "kernels/kv_layout.h"
 #include "src/block_key.h"
 #include "src/ticket.h"
-#include "tiers/hbm_tier.h"
-#include "tiers/host_tier.h"
-#include "tiers/nvme_tier.h"
+#include "tiers/hbm/hbm_tier.h"
+#include "tiers/host/host_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 namespace kvt {
 

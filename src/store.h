@@ -27,12 +27,12 @@
 #include "src/prefetch.h"
 #include "src/registered_memory.h"
 #include "src/ticket.h"
-#include "tiers/admission.h"
-#include "tiers/device_memory.h"
-#include "tiers/hbm_tier.h"
-#include "tiers/host_tier.h"
-#include "tiers/nvme_tier.h"
-#include "tiers/remote_tier.h"
+#include "tiers/policy/admission.h"
+#include "tiers/hbm/device_memory.h"
+#include "tiers/hbm/hbm_tier.h"
+#include "tiers/host/host_tier.h"
+#include "tiers/nvme/nvme_tier.h"
+#include "tiers/remote/remote_tier.h"
 
 namespace kvt {
 

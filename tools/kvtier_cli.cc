@@ -12,8 +12,8 @@
 #include <string>
 
 #include "base/units.h"
-#include "tiers/nvme_tier.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/nvme_tier.h"
+#include "tiers/nvme/segment_format.h"
 
 namespace kvt {
 namespace {

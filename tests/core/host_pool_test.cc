@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "tiers/host_pool.h"
+#include "tiers/host/host_pool.h"
 
 namespace kvt {
 namespace {

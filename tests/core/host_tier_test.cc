@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
-#include "tiers/host_tier.h"
+#include "tiers/host/host_tier.h"
 
 namespace kvt {
 namespace {

@@ -1,25 +1,11 @@
 // Helpers shared by the core and store tests: deterministic block bytes, and TestDir.
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <vector>
-
+#include "base/byte_pattern.h"
 #include "tests/common/test_dir.h"
 
 namespace kvt::testing {
 
-// Bytes that depend on (seed, i) and differ between seeds.
-inline std::vector<uint8_t> PatternBytes(uint64_t seed, size_t n) {
-  std::vector<uint8_t> v(n);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    v[i] = static_cast<uint8_t>(x);
-  }
-  return v;
-}
+using kvt::PatternBytes;
 
 }  // namespace kvt::testing

@@ -8,8 +8,8 @@
 #include <random>
 #include <utility>
 
-#include "tiers/eviction_policy.h"
-#include "tiers/tier_index.h"
+#include "tiers/policy/eviction_policy.h"
+#include "tiers/policy/tier_index.h"
 
 namespace kvt {
 namespace {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/core/test_util.h"
-#include "tiers/hbm_tier.h"
+#include "tiers/hbm/hbm_tier.h"
 
 namespace kvt {
 namespace {

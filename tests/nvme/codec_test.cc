@@ -1,5 +1,5 @@
 // Codec tests: byte shuffle, zstd round trip, and the ratio on fp16-like data.
-#include "tiers/codec.h"
+#include "tiers/nvme/codec.h"
 
 #include <gtest/gtest.h>
 

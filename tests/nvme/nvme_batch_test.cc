@@ -14,8 +14,8 @@
 #include "io/fault_injection_file_io.h"
 #include "tests/common/test_dir.h"
 #include "tests/nvme/nvme_test_util.h"
-#include "tiers/nvme_tier.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/nvme_tier.h"
+#include "tiers/nvme/segment_format.h"
 
 namespace kvt {
 namespace {

@@ -13,10 +13,10 @@
 
 #include "tests/common/test_dir.h"
 #include "tests/nvme/nvme_test_util.h"
-#include "tiers/codec.h"
-#include "tiers/host_tier.h"
-#include "tiers/nvme_tier.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/codec.h"
+#include "tiers/host/host_tier.h"
+#include "tiers/nvme/nvme_tier.h"
+#include "tiers/nvme/segment_format.h"
 
 namespace kvt {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "tests/nvme/nvme_test_util.h"
 #include "tests/common/test_dir.h"
-#include "tiers/nvme_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 namespace kvt {
 namespace {

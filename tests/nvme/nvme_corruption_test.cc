@@ -13,8 +13,8 @@
 
 #include "tests/nvme/nvme_test_util.h"
 #include "tests/common/test_dir.h"
-#include "tiers/nvme_tier.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/nvme_tier.h"
+#include "tiers/nvme/segment_format.h"
 
 namespace kvt {
 namespace {

@@ -26,7 +26,7 @@
 #include "io/unique_fd.h"
 #include "tests/common/test_dir.h"
 #include "tests/nvme/nvme_test_util.h"
-#include "tiers/nvme_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 namespace kvt {
 namespace {

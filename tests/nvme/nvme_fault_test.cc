@@ -9,7 +9,7 @@
 #include "io/fault_injection_file_io.h"
 #include "tests/nvme/nvme_test_util.h"
 #include "tests/common/test_dir.h"
-#include "tiers/nvme_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 namespace kvt {
 namespace {

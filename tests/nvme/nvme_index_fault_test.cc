@@ -12,7 +12,7 @@
 
 #include "tests/common/test_dir.h"
 #include "tests/nvme/nvme_test_util.h"
-#include "tiers/nvme_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 namespace kvt {
 namespace {

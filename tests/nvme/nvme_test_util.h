@@ -12,8 +12,8 @@
 
 #include "base/hash.h"
 #include "io/aligned_buffer.h"
-#include "tiers/block_meta.h"
-#include "tiers/nvme_options.h"
+#include "tiers/policy/block_meta.h"
+#include "tiers/nvme/nvme_options.h"
 
 namespace kvt::testing {
 

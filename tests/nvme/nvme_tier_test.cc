@@ -1,6 +1,6 @@
 // NvmeTier functional tests: round trip, reopen, format version, reclamation, budget and du,
 // namespaces, codec, registered buffers.
-#include "tiers/nvme_tier.h"
+#include "tiers/nvme/nvme_tier.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include "io/fault_injection_file_io.h"
 #include "tests/nvme/nvme_test_util.h"
 #include "tests/common/test_dir.h"
-#include "tiers/segment_format.h"
+#include "tiers/nvme/segment_format.h"
 
 namespace kvt {
 namespace {

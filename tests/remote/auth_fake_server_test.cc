@@ -5,7 +5,7 @@
 
 #include "io/wire_auth.h"
 #include "remote_test_util.h"
-#include "tiers/remote_tier.h"
+#include "tiers/remote/remote_tier.h"
 
 namespace kvt {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "io/wire_auth.h"
-#include "src/server_session.h"
+#include "tools/kvtierd/server_session.h"
 #include "tests/common/test_dir.h"
 
 namespace kvt {

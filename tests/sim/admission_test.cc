@@ -1,5 +1,5 @@
-// tiers/admission: the NVMe admission policies shared by the store and kvtier-sim.
-#include "tiers/admission.h"
+// tiers/policy/admission: the NVMe admission policies shared by the store and kvtier-sim.
+#include "tiers/policy/admission.h"
 
 #include <gtest/gtest.h>
 

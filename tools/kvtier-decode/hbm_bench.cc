@@ -17,8 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "src/store.h"
-#include "tests/core/test_util.h"
-#include "tiers/pinned_buffer.h"
+#include "base/byte_pattern.h"
+#include "tiers/host/pinned_buffer.h"
 
 namespace kvt {
 namespace {
@@ -74,7 +74,7 @@ int Main(int blocks) {
   std::vector<Hash128> keys;
   for (int i = 0; i < blocks; ++i) {
     keys.push_back(Hash128{uint64_t(i) + 1, 77});
-    auto data = testing::PatternBytes(i, bb);
+    auto data = PatternBytes(i, bb);
     Must(s->Put(ns, keys.back(), i ? keys[i - 1] : Hash128{}, nullptr, data.data(), bb), "put");
   }
   DeviceMemory* dev = s->hbm()->device();

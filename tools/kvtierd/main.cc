@@ -5,7 +5,7 @@
 //           [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
 //           [--frame-timeout-ms N] [--threads N] [--port-file FILE]
 //   kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]     print a node's metrics and exit
-//   kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]
+// (Loopback throughput of this server next to plain TCP: kvtier-bench's net/ rows.)
 //
 // SIGTERM or SIGINT: stop accepting, close connections, flush the store, exit 0.
 // Exit 2: usage error, or a bad option value or config file (with a message); 1: any other failure.
@@ -20,7 +20,6 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "base/units.h"
-#include "tools/kvtierd/loopback_bench.h"
 #include "tools/kvtierd/server.h"
 
 namespace {
@@ -29,7 +28,7 @@ int Usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "kvtierd: %s\n", why.c_str());
   std::fprintf(stderr,
                "usage: kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE]\n"
-               "               [--tenants FILE] (per-tenant credentials, JSON: src/credentials.h)\n"
+               "               [--tenants FILE] (per-tenant credentials, JSON: tools/kvtierd/credentials.h)\n"
                "               [--tls-cert PEM --tls-key PEM --tls-ca PEM] [--insecure-plaintext]\n"
                "               [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE]\n"
                "               [--max-connections N] [--idle-timeout-ms N] [--frame-timeout-ms N]\n"
@@ -37,8 +36,7 @@ int Usage(const std::string& why) {
                "               [--max-unauth-connections N] [--handshake-timeout-ms N]\n"
                "               [--max-buffered-bytes N] [--max-namespaces-per-connection N]\n"
                "               [--max-namespaces N]\n"
-               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]\n"
-               "       kvtierd --bench-loopback [--dir DIR] [--bench-bytes SIZE] [--block-bytes SIZE]\n");
+               "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]\n");
   return 2;
 }
 
@@ -68,8 +66,7 @@ int Main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7420", dir, secret_file, metrics, config, port_file;
   std::string tenants_file, auth_id;
   kvt::TlsOptions client_tls;
-  std::string host_bytes, nvme_bytes, bench_bytes = "256MiB", block_bytes = "4MiB";
-  bool bench = false;
+  std::string host_bytes, nvme_bytes;
   kvt::ServerOptions so;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -102,9 +99,6 @@ int Main(int argc, char** argv) {
     else if (a == "--config") ok = value(&config);
     else if (a == "--port-file") ok = value(&port_file);
     else if (a == "--metrics") ok = value(&metrics);
-    else if (a == "--bench-loopback") bench = true;
-    else if (a == "--bench-bytes") ok = value(&bench_bytes);
-    else if (a == "--block-bytes") ok = value(&block_bytes);
     else if (a == "--max-connections") ok = number(&so.max_connections);
     else if (a == "--threads") ok = number(&so.threads);
     else if (a == "--max-unauth-connections") ok = number(&so.max_unauth_connections);
@@ -132,26 +126,6 @@ int Main(int argc, char** argv) {
   std::string secret;
   if (!secret_file.empty()) {
     if (kvt::Status s = ReadSecret(secret_file, &secret); !s.ok()) return Fail(s);
-  }
-
-  if (bench) {
-    kvt::LoopbackBenchOptions bo;
-    bo.dir = dir.empty() ? "/tmp/kvtierd-bench-" + std::to_string(::getpid()) : dir;
-    auto tb = kvt::ParseBytes(bench_bytes);
-    auto bb = kvt::ParseBytes(block_bytes);
-    if (!tb.ok() || !bb.ok()) return Usage("bad --bench-bytes or --block-bytes");
-    bo.total_bytes = *tb;
-    bo.block_bytes = *bb;
-    // Security modes to compare with plain: --auth-secret-file (frame MACs), --tls-ca with
-    // --tls-cert/--tls-key (used as both the node's and the client's certificate).
-    bo.auth_secret = secret;
-    bo.tls_ca = so.tls_ca;
-    bo.tls_node_cert = bo.tls_client_cert = so.tls_cert;
-    bo.tls_node_key = bo.tls_client_key = so.tls_key;
-    auto f = kvt::RunLoopbackBench(bo);
-    if (!f.ok()) return Fail(f.status());
-    std::printf("%s", f->ToString().c_str());
-    return 0;
   }
 
   if (!metrics.empty()) {

@@ -1,5 +1,5 @@
 // Server: kvtierd's network side. A Boost.Asio acceptor and one Connection per client, each
-// running its ServerSession (src/server_session.h) on one of a few single-threaded io_contexts; the Store
+// running its ServerSession (tools/kvtierd/server_session.h) on one of a few single-threaded io_contexts; the Store
 // is the caller's and must outlive the server.
 //
 // Defences: separate limits for connections that have not authenticated yet (a new one closes the
@@ -20,7 +20,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "src/server_session.h"
+#include "tools/kvtierd/server_session.h"
 #include "src/store.h"
 
 namespace kvt {

@@ -1,6 +1,6 @@
 // TierStack: the block movement of a tier hierarchy in metadata-only mode, written out explicitly.
 // Each tier is the engine's own TierIndex with the engine's own EvictionPolicy; admission to a
-// tier is the engine's own AdmissionPolicy (tiers/admission.h). The stack adds only the movement
+// tier is the engine's own AdmissionPolicy (tiers/policy/admission.h). The stack adds only the movement
 // rules of ARCHITECTURE.md:
 //
 //   lookup      Locate(key): the highest tier holding the block, or -1. Changes nothing.
@@ -28,8 +28,8 @@
 
 #include "base/hash.h"
 #include "base/status.h"
-#include "tiers/admission.h"
-#include "tiers/tier_index.h"
+#include "tiers/policy/admission.h"
+#include "tiers/policy/tier_index.h"
 
 namespace kvt::sim {
 
