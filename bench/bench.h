@@ -9,6 +9,7 @@
 //   trace_replay.cc  a conversation trace replayed with real bytes through Store
 //   report.cc        the table and the JSON
 //   net_paths.cc     the remote tier (kvtierd over loopback) next to plain loopback TCP
+//   wan_paths.cc     the remote tier across a rate-limited link (netns + tbf) next to raw TCP
 //   util.cc          timing, threads, buffers, disk space, machine description
 // GPU paths (pinned cudaMemcpyAsync, store prefetch into HBM) are measured by tests/gpu/run.sh
 // (kvtier-hbm-bench) on a GPU machine; a gpu_paths.cc here would only need to return Tests.
@@ -125,6 +126,9 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
                         const std::string& dir, TestSet* set);
 // The remote tier over loopback TCP and plain loopback TCP, one call per round (net_paths.cc).
 Status AddNetTests(const Config& c, uint64_t block, const std::string& dir, TestSet* set);
+// A 256-block prefix fetched across a tbf-limited link between two network namespaces, next to
+// raw TCP over the same link, at 1 and 5 Gbit/s (wan_paths.cc; skipped without namespaces).
+Status AddWanTests(const Config& c, const std::string& dir, TestSet* set);
 // Size-independent: prefix lookups of long chains (host- and NVMe-resident).
 Status AddLookupTests(const Config& c, const std::string& dir, TestSet* set);
 // The mixed run: a trace replayed through Store with real bytes.

@@ -293,6 +293,7 @@ int Main(int argc, char** argv) {
     Status s = MakeDir(dir);
     if (s.ok()) s = AddLookupTests(c, dir, &set);
     if (s.ok()) s = AddTraceTests(c, *src, dir, &set);
+    if (s.ok()) s = AddWanTests(c, dir, &set);
     if (!s.ok()) return fail(s.WithContext("setting up lookups and trace replay"));
     FilterTests(c.only, &set.tests);
     auto r = RunInterleaved(set.tests, c.rounds);

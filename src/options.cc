@@ -67,7 +67,9 @@ std::vector<std::string_view> Options::Names() {
   return {"dir",         "host_bytes",   "hbm_bytes", "nvme_bytes",      "host_policy",
           "write_policy", "hash_secret", "remote",    "auth_secret", "auth_id", "tls_cert", "tls_key", "tls_ca", "remote_write", "io_depth",
           "host_slab_bytes", "host_mlock", "verify_host_reads", "nvme_segment_bytes",
-          "nvme_codec",  "nvme_admission", "nvme_reinsertion", "event_queue"};
+          "nvme_codec",  "nvme_admission", "nvme_reinsertion", "event_queue",
+          "remote_connections", "remote_batch_blocks", "remote_pipeline_depth",
+          "remote_socket_buffer"};
 }
 
 Status Options::Set(std::string_view name, std::string_view value) {
@@ -162,6 +164,25 @@ Status Options::Set(std::string_view name, std::string_view value) {
       return bad(Status::InvalidArgument("expected write_through or off"));
     }
     remote_write = v;
+    return Status::Ok();
+  }
+  if (name == "remote_connections" || name == "remote_batch_blocks" ||
+      name == "remote_pipeline_depth") {
+    auto d = ParseUint(value);
+    if (!d.ok()) return bad(d.status());
+    const uint64_t lo = name == "remote_batch_blocks" ? 0 : 1;
+    const uint64_t hi = name == "remote_connections" ? 64 : 4096;
+    if (*d < lo || *d > hi) {
+      return bad(Status::InvalidArgument("must be " + std::to_string(lo) + ".." + std::to_string(hi)));
+    }
+    (name == "remote_connections"    ? remote_connections
+     : name == "remote_batch_blocks" ? remote_batch_blocks
+                                     : remote_pipeline_depth) = static_cast<uint32_t>(*d);
+    return Status::Ok();
+  }
+  if (name == "remote_socket_buffer") {
+    KVT_RETURN_IF_ERROR(set_bytes(&remote_socket_buffer));
+    if (remote_socket_buffer > (1ull << 30)) return bad(Status::InvalidArgument("at most 1 GiB"));
     return Status::Ok();
   }
   if (name == "io_depth") {

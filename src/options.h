@@ -30,6 +30,12 @@ struct Options {
   std::string auth_id;  // a kvtierd --tenants credential id whose secret auth_secret is; "": shared
   std::string remote_write = "write_through";  // write_through | off; used when remote is set
   uint32_t io_depth = 64;
+  // Transfers from kvtierd nodes (RemoteOptions): connections per node, keys per GET request
+  // (0: up to the node's limit), requests in flight per connection, socket buffers (0: kernel).
+  uint32_t remote_connections = 1;
+  uint32_t remote_batch_blocks = 0;
+  uint32_t remote_pipeline_depth = 4;
+  uint64_t remote_socket_buffer = 0;
   uint64_t host_slab_bytes = 0;  // 0: auto (see HostSlabBytes)
   bool host_mlock = true;
   bool verify_host_reads = false;

@@ -18,6 +18,10 @@ Status Store::OpenRemote() {
   ro.credential = opts_.auth_id;
   ro.tls = {opts_.tls_cert, opts_.tls_key, opts_.tls_ca};
   ro.allow_empty = !opts_.remote_etcd.empty();
+  ro.connections_per_node = opts_.remote_connections;
+  ro.batch_blocks = opts_.remote_batch_blocks;
+  ro.pipeline_depth = opts_.remote_pipeline_depth;
+  ro.socket_buffer_bytes = opts_.remote_socket_buffer;
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   remote_adapter_ = std::make_unique<RemoteTierAdapter>(
       remote_.get(),

@@ -127,6 +127,12 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *                  connection to it and answers KVT_PERMISSION_DENIED outside its tenants/rights
  *   remote_write   "write_through" | "off" ["write_through"]: with remote set, a put is also sent
  *                  to the block's owning node (and a namespace drop to every node)
+ *   remote_connections  connections per node one fetch uses in parallel, 1..64 ["1"]
+ *   remote_batch_blocks keys per GET request, batches scheduled across those connections, 0..4096
+ *                  (0: up to the node's limit, one request) ["0"]
+ *   remote_pipeline_depth  GET requests in flight per connection, 1..4096 ["4"]
+ *   remote_socket_buffer   SO_SNDBUF/SO_RCVBUF per connection, bytes (0: kernel autotuning) ["0"];
+ *                  for a rate-limited link, its bandwidth-delay product / remote_connections
  *   io_depth       io_uring queue depth, 1..4096 ["64"]; also the entries an async batch moves
  *                  per step (at least 8), and the blocks a flush or a demotion writes per batch
  *   host_slab_bytes  size of one host-pool slab, a positive multiple of 4 KiB at most host_bytes,

@@ -104,7 +104,8 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
                                                           const std::string& secret,
                                                           const RemoteTimeouts& t,
                                                           const std::string& credential,
-                                                          const TlsOptions& tls) {
+                                                          const TlsOptions& tls,
+                                                          size_t socket_buffer) {
   const size_t colon = endpoint.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("remote endpoint '" + endpoint + "' is not host:port");
@@ -122,10 +123,29 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
                            });
   }, nullptr, [&] { resolver.cancel(); });
   if (ec) return FromAsio(ec, "resolve " + endpoint);
-  ec = impl->RunFor(t.connect, [&](auto handler) {
-    asio::async_connect(impl->sock, results,
-                        [handler](const error_code& e, const tcp::endpoint&) { handler(e); });
-  });
+  if (socket_buffer == 0) {
+    ec = impl->RunFor(t.connect, [&](auto handler) {
+      asio::async_connect(impl->sock, results,
+                          [handler](const error_code& e, const tcp::endpoint&) { handler(e); });
+    });
+  } else {
+    // Buffers must be sized before the connect (the window scale is fixed by the SYN), so each
+    // address gets a socket opened and sized here.
+    ec = asio::error::host_not_found;
+    for (const auto& r : results) {
+      error_code ignored;
+      impl->sock.close(ignored);
+      impl->sock.open(r.endpoint().protocol(), ec);
+      if (ec) continue;
+      const int bytes = static_cast<int>(std::min<size_t>(socket_buffer, INT32_MAX));
+      impl->sock.set_option(asio::socket_base::send_buffer_size(bytes), ignored);
+      impl->sock.set_option(asio::socket_base::receive_buffer_size(bytes), ignored);
+      ec = impl->RunFor(t.connect, [&](auto handler) {
+        impl->sock.async_connect(r.endpoint(), [handler](const error_code& e) { handler(e); });
+      });
+      if (!ec) break;
+    }
+  }
   if (ec) return FromAsio(ec, "connect to " + endpoint);
   impl->sock.set_option(tcp::no_delay(true), ec);
   if (tls.enabled()) {

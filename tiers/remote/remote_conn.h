@@ -45,12 +45,14 @@ class RemoteConn {
   // authenticates both ways. Unavailable: refused/unreachable/reset; Timeout; PermissionDenied:
   // the server rejected our secret, or could not prove it knows it.
   // `credential`: the id of a per-tenant credential (kvtierd --tenants) whose secret `secret` is;
-  // empty for the node's shared secret.
+  // empty for the node's shared secret. `socket_buffer`: SO_SNDBUF and SO_RCVBUF, set before the
+  // connect so the window scale covers them; 0 leaves the kernel's autotuning.
   static StatusOr<std::unique_ptr<RemoteConn>> Connect(const std::string& endpoint,
                                                        const std::string& secret,
                                                        const RemoteTimeouts& t,
                                                        const std::string& credential = "",
-                                                       const TlsOptions& tls = {});
+                                                       const TlsOptions& tls = {},
+                                                       size_t socket_buffer = 0);
   ~RemoteConn();
   RemoteConn(const RemoteConn&) = delete;
   RemoteConn& operator=(const RemoteConn&) = delete;

@@ -1,6 +1,9 @@
 #include "tiers/remote/remote_tier.h"
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -155,7 +158,11 @@ Status RemoteTier::WithConn(Node& n, const std::function<Status(RemoteConn*)>& f
     std::unique_ptr<RemoteConn> c;
     {
       std::lock_guard<std::mutex> l(n.mu);
-      if (!n.idle.empty()) {
+      if (attempt > 0) {
+        // A pooled connection was dead: the node restarted or the path broke, so every other idle
+        // one of that time is suspect too. The retry connects afresh.
+        n.idle.clear();
+      } else if (!n.idle.empty()) {
         c = std::move(n.idle.back());
         n.idle.pop_back();
       } else if (std::chrono::steady_clock::now() < n.down_until) {
@@ -167,7 +174,7 @@ Status RemoteTier::WithConn(Node& n, const std::function<Status(RemoteConn*)>& f
     if (!pooled) {
       Add(counters_.connects);
       auto r = RemoteConn::Connect(n.endpoint, opts_.secret, opts_.timeouts, opts_.credential,
-                                   opts_.tls);
+                                   opts_.tls, opts_.socket_buffer_bytes);
       if (!r.ok()) {
         Add(counters_.connect_failures);
         Count(r.status());
@@ -279,65 +286,121 @@ Status RemoteTier::Lookup(std::string_view ns, std::span<const Hash128> keys,
   return Status::Ok();
 }
 
-Status RemoteTier::GetFromNode(RemoteConn* c, std::string_view ns, std::span<const Hash128> keys,
-                               std::span<const size_t> index, const Sink& sink) {
-  const size_t chunk = c->limits().max_keys;
-  std::vector<std::vector<uint8_t>> frames;
-  std::vector<uint64_t> ids;
-  for (size_t at = 0; at < keys.size(); at += chunk) {
-    const size_t n = std::min(chunk, keys.size() - at);
-    ids.push_back(c->NextRequestId());
-    frames.emplace_back();
-    wire::AppendFrame({OpByte(wire::Op::kGet), 0, wire::kFlagEnd, ids.back(), 0},
-                      wire::EncodeKeysRequest(ns, keys.subspan(at, n)), &frames.back());
-  }
-  std::vector<std::span<const uint8_t>> bufs(frames.begin(), frames.end());
-  KVT_RETURN_IF_ERROR(c->Write(bufs));
-  Status first;
-  std::vector<uint8_t> scratch;
-  for (size_t k = 0; k < ids.size(); ++k) {
-    const size_t at = k * chunk, n = std::min(chunk, keys.size() - at);
-    for (;;) {  // one frame per key, the last flagged End (or one error frame)
-      wire::FrameHeader h;
-      KVT_RETURN_IF_ERROR(c->ReadHeader(&h));
-      KVT_RETURN_IF_ERROR(CheckResponse(c, h, wire::Op::kGet, ids[k]));
-      if (h.status != 0) {
-        Status e = c->ReadErrorResponse(h);
-        if (c->broken()) return e;
-        if (first.ok()) first = e;
-        break;
-      }
-      uint8_t head_bytes[wire::kGetBlockHeadBytes];
-      if (h.body_len < sizeof head_bytes) {
-        return Status::Corruption("get response from " + c->endpoint() + " is too short");
-      }
-      KVT_RETURN_IF_ERROR(c->ReadExact(head_bytes, sizeof head_bytes));
-      wire::GetBlockHead head;
-      Status hs = wire::DecodeGetBlockHead(head_bytes, h.body_len, &head);
-      if (!hs.ok() || head.index >= n || (head.present && !(head.info.key == keys[at + head.index]))) {
-        // The stream cannot be trusted past this point.
-        return Status::Corruption("get response from " + c->endpoint() + ": " +
-                                  (hs.ok() ? "a block for another key" : hs.message()));
-      }
-      if (head.present) {
-        RemotePayload p(c, head.info, &counters_.checksum_failures);
-        sink(index[at + head.index], &p);
-        if (c->broken()) return Status::Unavailable("connection to " + c->endpoint() + " failed mid-block");
-        if (!p.consumed()) {  // the sink did not want it: skip it to stay in step
-          size_t left = head.info.payload_bytes;
-          scratch.resize(std::min<size_t>(left, 1 << 20));
-          while (left > 0) {
-            const size_t step = std::min(left, scratch.size());
-            KVT_RETURN_IF_ERROR(c->ReadExact(scratch.data(), step));
-            left -= step;
-          }
+// One node's share of a Get: its keys in batches, claimed one by one by the workers.
+struct RemoteTier::GetJob {
+  size_t node = 0;
+  std::string_view ns;
+  std::vector<Hash128> keys;   // the node's keys
+  std::vector<size_t> index;   // their positions in the caller's array
+  size_t batch = 0;            // keys per batch
+  size_t batches = 0;
+  std::atomic<size_t> next{0};  // the next batch nobody has claimed
+  // Per key: given to the sink already (a batch resent after a dead connection skips these).
+  // Each batch belongs to one worker at a time, so its entries need no lock.
+  std::vector<uint8_t> delivered;
+};
+
+Status RemoteTier::ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size_t at, size_t n,
+                                   const Sink& sink, std::vector<uint8_t>* scratch) {
+  for (;;) {  // one frame per key, the last flagged End (or one error frame)
+    wire::FrameHeader h;
+    KVT_RETURN_IF_ERROR(c->ReadHeader(&h));
+    KVT_RETURN_IF_ERROR(CheckResponse(c, h, wire::Op::kGet, id));
+    if (h.status != 0) return c->ReadErrorResponse(h);  // the caller tells broken from not
+    uint8_t head_bytes[wire::kGetBlockHeadBytes];
+    if (h.body_len < sizeof head_bytes) {
+      return Status::Corruption("get response from " + c->endpoint() + " is too short");
+    }
+    KVT_RETURN_IF_ERROR(c->ReadExact(head_bytes, sizeof head_bytes));
+    wire::GetBlockHead head;
+    Status hs = wire::DecodeGetBlockHead(head_bytes, h.body_len, &head);
+    if (!hs.ok() || head.index >= n ||
+        (head.present && !(head.info.key == job->keys[at + head.index]))) {
+      // The stream cannot be trusted past this point.
+      return Status::Corruption("get response from " + c->endpoint() + ": " +
+                                (hs.ok() ? "a block for another key" : hs.message()));
+    }
+    if (head.present) {
+      const size_t k = at + head.index;
+      RemotePayload p(c, head.info, &counters_.checksum_failures);
+      if (!job->delivered[k]) {
+        job->delivered[k] = 1;
+        sink(job->index[k], &p);
+        if (c->broken()) {
+          return Status::Unavailable("connection to " + c->endpoint() + " failed mid-block");
         }
         Add(counters_.get_hits);
       }
-      if (h.flags & wire::kFlagEnd) break;
+      if (!p.consumed()) {  // not wanted (or delivered before): skip it to stay in step
+        size_t left = head.info.payload_bytes;
+        scratch->resize(std::min<size_t>(left, 1 << 20));
+        while (left > 0) {
+          const size_t step = std::min(left, scratch->size());
+          KVT_RETURN_IF_ERROR(c->ReadExact(scratch->data(), step));
+          left -= step;
+        }
+      }
+    }
+    if (h.flags & wire::kFlagEnd) return Status::Ok();
+  }
+}
+
+Status RemoteTier::RunGetBatches(RemoteConn* c, GetJob* job, std::vector<size_t>* mine,
+                                 const Sink& sink) {
+  // A batch larger than this connection's max_keys goes as several requests.
+  struct InFlight {
+    size_t batch, at, n;
+    uint64_t id;
+    bool last;  // the batch's last request
+  };
+  std::deque<InFlight> inflight;
+  size_t batches_in_flight = 0;
+  const size_t chunk = c->limits().max_keys;
+  std::vector<uint8_t> frames;
+  auto send = [&](size_t b) -> Status {
+    frames.clear();
+    const size_t from = b * job->batch, to = std::min(job->keys.size(), from + job->batch);
+    for (size_t at = from; at < to; at += chunk) {
+      const size_t n = std::min(chunk, to - at);
+      const uint64_t id = c->NextRequestId();
+      wire::AppendFrame({OpByte(wire::Op::kGet), 0, wire::kFlagEnd, id, 0},
+                        wire::EncodeKeysRequest(job->ns, std::span(job->keys).subspan(at, n)),
+                        &frames);
+      inflight.push_back({b, at, n, id, at + n == to});
+    }
+    ++batches_in_flight;
+    Add(counters_.get_batches);
+    std::span<const uint8_t> bufs[] = {frames};
+    return c->Write(bufs);
+  };
+  // Batches held from an attempt whose connection died: sent again, delivered blocks skipped.
+  for (size_t b : *mine) {
+    Add(counters_.batches_resent);
+    KVT_RETURN_IF_ERROR(send(b));
+  }
+  const size_t depth = std::max<size_t>(1, opts_.pipeline_depth);
+  Status first;
+  std::vector<uint8_t> scratch;
+  for (;;) {
+    while (batches_in_flight < depth) {
+      const size_t b = job->next.fetch_add(1, std::memory_order_relaxed);
+      if (b >= job->batches) break;
+      mine->push_back(b);
+      KVT_RETURN_IF_ERROR(send(b));
+    }
+    if (inflight.empty()) return first;
+    const InFlight r = inflight.front();
+    inflight.pop_front();
+    Status s = ReadGetResponse(c, job, r.id, r.at, r.n, sink, &scratch);
+    if (!s.ok()) {
+      if (c->broken()) return s;
+      if (first.ok()) first = s;  // an error response: the connection stays usable
+    }
+    if (r.last) {
+      --batches_in_flight;
+      mine->erase(std::find(mine->begin(), mine->end(), r.batch));
     }
   }
-  return first;
 }
 
 Status RemoteTier::Get(std::string_view ns, std::span<const Hash128> keys, const Sink& sink) {
@@ -346,23 +409,54 @@ Status RemoteTier::Get(std::string_view ns, std::span<const Hash128> keys, const
     Add(counters_.no_node);
     return Status::Ok();  // no node: nothing is delivered, every key misses
   }
-  std::vector<Group> groups(nodes->size());
+  std::vector<std::unique_ptr<GetJob>> jobs(nodes->size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    Group& g = groups[OwnerIn(*nodes, keys[i])];
-    g.keys.push_back(keys[i]);
-    g.index.push_back(i);
+    const size_t node = OwnerIn(*nodes, keys[i]);
+    if (!jobs[node]) {
+      jobs[node] = std::make_unique<GetJob>();
+      jobs[node]->node = node;
+      jobs[node]->ns = ns;
+    }
+    jobs[node]->keys.push_back(keys[i]);
+    jobs[node]->index.push_back(i);
   }
   Add(counters_.get_keys, keys.size());
-  Status first;
-  for (size_t node = 0; node < nodes->size(); ++node) {
-    const Group& g = groups[node];
-    if (g.keys.empty()) continue;
-    Status s = WithConn(*(*nodes)[node], [&](RemoteConn* c) {
-      return GetFromNode(c, ns, g.keys, g.index, sink);
-    });
-    if (first.ok() && !s.ok()) first = s;
+  // Workers: up to connections_per_node per node, never more than the node has batches.
+  std::vector<GetJob*> workers;
+  for (auto& j : jobs) {
+    if (!j) continue;
+    const wire::Limits defaults;
+    j->batch = opts_.batch_blocks > 0 ? opts_.batch_blocks : defaults.max_keys;
+    j->batches = (j->keys.size() + j->batch - 1) / j->batch;
+    j->delivered.assign(j->keys.size(), 0);
+    const size_t w = std::min(std::max<size_t>(1, opts_.connections_per_node), j->batches);
+    for (size_t k = 0; k < w; ++k) workers.push_back(j.get());
   }
-  return first;
+  Add(counters_.get_workers, workers.size());
+  // With several workers the sink's calls are serialized (the caller's sink need not be
+  // thread-safe); each worker still reads its own socket while another one is in the sink.
+  std::mutex sink_mu;
+  const Sink locked = [&](size_t i, RemotePayload* p) {
+    std::lock_guard<std::mutex> l(sink_mu);
+    sink(i, p);
+  };
+  const Sink& use = workers.size() > 1 ? locked : sink;
+  std::vector<Status> results(workers.size());
+  auto work = [&](size_t w) {
+    GetJob* job = workers[w];
+    std::vector<size_t> mine;  // claimed and not finished; kept across WithConn's retry
+    results[w] = WithConn(*(*nodes)[job->node], [&](RemoteConn* c) {
+      return RunGetBatches(c, job, &mine, use);
+    });
+  };
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers.size(); ++w) threads.emplace_back(work, w);
+  if (!workers.empty()) work(0);
+  for (auto& t : threads) t.join();
+  for (const Status& s : results) {
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 Status RemoteTier::Put(std::string_view ns, const wire::BlockInfo& info, const void* data) {
@@ -446,6 +540,9 @@ void RemoteTier::StatsJson(nlohmann::json* out) const {
   j["bytes_out"] = get(counters_.bytes_out);
   j["node_set_changes"] = get(counters_.node_set_changes);
   j["no_node"] = get(counters_.no_node);
+  j["get_batches"] = get(counters_.get_batches);
+  j["get_workers"] = get(counters_.get_workers);
+  j["batches_resent"] = get(counters_.batches_resent);
 }
 
 }  // namespace kvt

@@ -2,7 +2,12 @@
 // by rendezvous (highest-random-weight) hashing of its key over the configured endpoints, so every
 // client agrees on the owner without coordination and removing a node moves only its blocks.
 //
-// A small pool keeps idle authenticated connections per node. A request that fails on a pooled
+// A small pool keeps idle authenticated connections per node. A Get splits each node's keys into
+// batches (`batch_blocks` keys per GET request) and schedules them batch by batch over up to
+// `connections_per_node` connections of that node (each claims the next batch when it has room),
+// keeping `pipeline_depth` requests in flight on each: on a link with a real bandwidth-delay
+// product the node never waits for a request, and a slow or dead connection holds only the
+// batches it claimed. A request that fails on a pooled
 // connection (the server restarted meanwhile) is retried once on a fresh one; every operation is
 // idempotent. After a failed connect a node is skipped for a short back-off, so a dead node costs
 // one connect timeout, not one per lookup.
@@ -48,7 +53,19 @@ struct RemoteOptions {
   size_t max_idle_per_node = 4;
   std::chrono::milliseconds down_backoff{500};
   bool allow_empty = false;  // etcd membership: the set may start (and become) empty
+  // Transfers (see the class comment). batch_blocks 0: up to the node's max_keys per request.
+  size_t connections_per_node = 1;
+  size_t batch_blocks = 0;
+  size_t pipeline_depth = 4;
+  // SO_SNDBUF/SO_RCVBUF of each connection; 0: the kernel's autotuning. For a link of R bytes/s
+  // and round trip T, give each of the N connections R*T/N at least (BdpBytes).
+  size_t socket_buffer_bytes = 0;
 };
+
+// Bytes in flight a link of `bits_per_s` with round trip `rtt` holds (its bandwidth-delay product).
+inline size_t BdpBytes(double bits_per_s, std::chrono::microseconds rtt) {
+  return static_cast<size_t>(bits_per_s / 8 * static_cast<double>(rtt.count()) / 1e6);
+}
 
 struct RemoteCounters {
   std::atomic<uint64_t> requests{0}, failures{0}, timeouts{0}, retries{0};
@@ -57,6 +74,7 @@ struct RemoteCounters {
   std::atomic<uint64_t> get_keys{0}, get_hits{0}, checksum_failures{0}, frame_mac_failures{0};
   std::atomic<uint64_t> puts{0}, bytes_in{0}, bytes_out{0};
   std::atomic<uint64_t> node_set_changes{0}, no_node{0};  // SetNodes calls; requests with no node
+  std::atomic<uint64_t> get_batches{0}, get_workers{0}, batches_resent{0};
 };
 
 // Reads the payload of one streamed block. Read verifies the checksum after filling dst.
@@ -103,10 +121,12 @@ class RemoteTier {
   Status Lookup(std::string_view ns, std::span<const Hash128> keys,
                 std::vector<wire::LookupEntry>* out);
 
-  // Streams every present block to sink(index, payload), pipelining one request per chunk of
-  // keys per node. The sink reads the payload (or leaves it; it is then skipped). A block whose
-  // checksum fails is reported to the sink as Corruption by Read and counted. Returns the first
-  // connection-level failure (blocks delivered before it stay delivered).
+  // Streams every present block to sink(index, payload): batches of keys per node, pipelined, over
+  // up to connections_per_node connections each (class comment). The sink reads the payload (or
+  // leaves it; it is then skipped). It may run on several threads but never concurrently (calls
+  // are serialized), and at most once per index. A block whose checksum fails is reported to the
+  // sink as Corruption by Read and counted. Returns the first connection-level failure; blocks
+  // delivered before it stay delivered, the rest are misses.
   using Sink = std::function<void(size_t index, RemotePayload* payload)>;
   Status Get(std::string_view ns, std::span<const Hash128> keys, const Sink& sink);
 
@@ -129,8 +149,13 @@ class RemoteTier {
   // Runs fn on a pooled (or new) connection of `node`; retries once on a fresh connection when a
   // pooled one turns out dead. Broken connections are dropped, healthy ones go back to the pool.
   Status WithConn(Node& node, const std::function<Status(RemoteConn*)>& fn);
-  Status GetFromNode(RemoteConn* c, std::string_view ns, std::span<const Hash128> keys,
-                     std::span<const size_t> index, const Sink& sink);
+  struct GetJob;
+  // One worker of a Get on one connection: resends the batches it holds from an attempt on a
+  // connection that died, then claims batches until none are left.
+  Status RunGetBatches(RemoteConn* c, GetJob* job, std::vector<size_t>* mine, const Sink& sink);
+  // Reads the response of one GET request for keys [at, at + n) of the job.
+  Status ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size_t at, size_t n,
+                         const Sink& sink, std::vector<uint8_t>* scratch);
   void Count(const Status& s);
 
   RemoteOptions opts_;

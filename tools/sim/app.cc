@@ -226,6 +226,30 @@ const std::vector<Flag>& Flags() {
        }},
       {"links", "--bw-net", "RATE", "network bandwidth to remote nodes (default 100Gbit/s per GPU)",
        [](CliOptions& o, std::string_view v) { return SetBw(&o.bw_net, v, "--bw-net"); }},
+      {"links", "--bw-net-from", "FILE",
+       "take the net bandwidth from kvtier-bench --json output: the goodput (median GB/s) of the "
+       "row --bw-net-row, default the first wan/fetch_ row (a prefix fetched across a limited link)",
+       [](CliOptions& o, std::string_view v) { o.bw_net_from = v; return Status::Ok(); }},
+      {"links", "--bw-net-row", "PATH", "the kvtier-bench row --bw-net-from reads, e.g. "
+       "wan/fetch_5000mbit",
+       [](CliOptions& o, std::string_view v) { o.bw_net_row = v; return Status::Ok(); }},
+      {"links", "--net-latency-ms", "MS",
+       "latency added once to a request's load when it takes blocks from a remote node",
+       [](CliOptions& o, std::string_view v) {
+         auto n = ParseCount(v);
+         if (!n.ok() || *n < 0) return Status::InvalidArgument("--net-latency-ms '" + std::string(v) + "'");
+         o.net_latency_ms = *n;
+         return Status::Ok();
+       }},
+      {"links", "--prompt-tokens", "N",
+       "no replay: for one prompt of N tokens whose KV a remote node holds, the time to load it "
+       "over the net link next to the time to recompute it, and the decision",
+       [](CliOptions& o, std::string_view v) {
+         auto n = ParseCount(v);
+         if (!n.ok() || *n < 1) return Status::InvalidArgument("--prompt-tokens '" + std::string(v) + "'");
+         o.prompt_tokens = static_cast<uint64_t>(*n);
+         return Status::Ok();
+       }},
       {"links", "--overlap", nullptr,
        "layer-wise overlap of loading and prefill: TTFT = max(load, compute) instead of the sum",
        [](CliOptions& o, std::string_view) { o.overlap = true; return Status::Ok(); }},

@@ -50,6 +50,12 @@ struct CliOptions {
   bool overlap = false;
   bool always_load = false;
   double overhead_ms = 0;
+  // Measured link figures: kvtier-bench's JSON (--bw-net-from) and the row to take (--bw-net-row;
+  // default the first wan/fetch_ row), a fixed latency per request that loads remote blocks.
+  std::string bw_net_from, bw_net_row;
+  double net_latency_ms = 0;
+  // One prompt instead of a replay: load its KV over the net link or recompute it (0: replay).
+  uint64_t prompt_tokens = 0;
   // Jobs and output.
   bool json = false;
   bool sweep = false;

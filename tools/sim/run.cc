@@ -28,6 +28,7 @@ struct Setup {
   SynthOptions synth_opts;
   ModelSpec model;
   std::string compute_desc;
+  std::string net_desc;  // where the net bandwidth came from
   SimConfig cfg;
   SourceFactory factory() const {
     if (synth) {
@@ -47,9 +48,37 @@ std::string DumpJson(const json& j) {
 
 std::string CapText(uint64_t blocks) { return blocks == UINT64_MAX ? "inf" : Thousands(blocks); }
 
+// The goodput of one kvtier-bench row (median GB/s of results[]), bytes/s.
+StatusOr<double> BenchGoodput(const std::string& path, std::string* row) {
+  std::ifstream f(path);
+  if (!f) return Status::NotFound("--bw-net-from " + path + ": cannot read it");
+  const json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("results") || !j["results"].is_array()) {
+    return Status::InvalidArgument("--bw-net-from " + path + ": not kvtier-bench --json output");
+  }
+  for (const json& e : j["results"]) {
+    if (!e.is_object() || !e.contains("path") || !e["path"].is_string()) continue;
+    const std::string p = e["path"].get<std::string>();
+    const bool match = row->empty() ? p.rfind("wan/fetch_", 0) == 0 && p.find("1conn") == std::string::npos
+                                    : p == *row;
+    if (!match) continue;
+    if (!e.contains("gbps") || !e["gbps"].is_number() || e["gbps"].get<double>() <= 0) {
+      return Status::InvalidArgument("--bw-net-from " + path + ": row " + p + " has no goodput");
+    }
+    *row = p;
+    return e["gbps"].get<double>() * 1e9;
+  }
+  return Status::NotFound("--bw-net-from " + path + ": no row " +
+                          (row->empty() ? std::string("wan/fetch_*") : *row) +
+                          " (run kvtier-bench as root, where the wan/ rows are measured)");
+}
+
 Status Resolve(const CliOptions& o, const std::string& argv0, Setup* s, std::ostream& err) {
-  // Input.
-  if (o.synth) {
+  // Input (none for a single prompt).
+  if (o.prompt_tokens > 0) {
+    s->synth = true;
+    s->source_desc = "one prompt";
+  } else if (o.synth) {
     s->synth = true;
     s->synth_opts = o.synth_opts;
     s->synth_opts.block_tokens = o.block_tokens;
@@ -104,6 +133,16 @@ Status Resolve(const CliOptions& o, const std::string& argv0, Setup* s, std::ost
   c.links.nvme_read = o.bw_nvme_read > 0 ? o.bw_nvme_read : 24e9;
   c.links.nvme_write = o.bw_nvme_write > 0 ? o.bw_nvme_write : 12e9;
   c.links.net = o.bw_net > 0 ? o.bw_net : 12.5e9 * o.gpus;
+  s->net_desc = o.bw_net > 0 ? "--bw-net" : "default, 100 Gbit/s per GPU";
+  if (!o.bw_net_from.empty()) {
+    if (o.bw_net > 0) return Status::InvalidArgument("give --bw-net or --bw-net-from, not both");
+    std::string row = o.bw_net_row;
+    KVT_ASSIGN_OR_RETURN(c.links.net, BenchGoodput(o.bw_net_from, &row));
+    s->net_desc = "measured: " + row + " in " + o.bw_net_from;
+  } else if (!o.bw_net_row.empty()) {
+    return Status::InvalidArgument("--bw-net-row needs --bw-net-from");
+  }
+  c.links.net_latency_s = o.net_latency_ms / 1000.0;
   c.overlap = o.overlap;
   c.always_load = o.always_load;
   c.overhead_s = o.overhead_ms / 1000.0;
@@ -287,7 +326,11 @@ void PrintReplay(const Setup& s, const SimResult& r,
       << " part of it, " << Thousands(r.req_recompute) << " recomputed it, "
       << Thousands(r.req_no_prefix_hit) << " had no prefix hit\n";
   out << "links: host<->hbm " << FormatRate(s.cfg.links.host_hbm) << ", nvme read "
-      << FormatRate(s.cfg.links.nvme_read) << ", net " << FormatRate(s.cfg.links.net)
+      << FormatRate(s.cfg.links.nvme_read) << ", net " << FormatRate(s.cfg.links.net) << " ("
+      << s.net_desc << (s.cfg.links.net_latency_s > 0
+                            ? ", +" + Fmt("%.1f", s.cfg.links.net_latency_s * 1e3) + " ms"
+                            : std::string())
+      << ")"
       << (s.cfg.overlap ? "; layer-wise overlap" : "; load then compute") << "\n";
   out << "\nTTFT estimate (no queueing)       p50        p90        p99       mean\n";
   auto trow = [&](const std::string& label, const LogHistogram& h) {
@@ -349,6 +392,51 @@ int RunValidate(const CliOptions& o, const Setup& s, std::ostream& out, std::ost
 
 }  // namespace
 
+// One prompt whose KV a remote node holds: load it over the net link (then host->HBM), or
+// recompute it. Compute is the sim's prefill model (2 x active params FLOP per token, no
+// attention term), so recompute is if anything underestimated for long prompts.
+int RunPrompt(const CliOptions& o, const Setup& s, std::ostream& out) {
+  const SimConfig& c = s.cfg;
+  const double tokens = static_cast<double>(o.prompt_tokens);
+  const double bytes = tokens * static_cast<double>(c.kv_bytes_per_token);
+  const double net_s = NetSeconds(c.links, bytes);
+  const double load_s = std::max(net_s, bytes / c.links.host_hbm);
+  const double compute_s = c.prefill_tps > 0 ? tokens / c.prefill_tps : 0;
+  const double ttft_load = load_s + 1 / std::max(c.prefill_tps, 1.0);  // then the last token
+  const bool load = c.prefill_tps > 0 && ttft_load < compute_s;
+  if (o.json) {
+    json doc;
+    doc["model"] = s.model.name;
+    doc["kv_dtype"] = DTypeName(s.model.geometry.dtype);
+    doc["prompt_tokens"] = o.prompt_tokens;
+    doc["kv_bytes"] = bytes;
+    doc["net_bytes_per_s"] = c.links.net;
+    doc["net_source"] = s.net_desc;
+    doc["net_latency_s"] = c.links.net_latency_s;
+    doc["prefill_tokens_per_s"] = c.prefill_tps;
+    doc["load_s"] = load_s;
+    doc["recompute_s"] = compute_s;
+    doc["ttft_s"] = json{{"with_remote_tier", std::min(ttft_load, compute_s)},
+                         {"recompute", compute_s}};
+    doc["decision"] = load ? "load" : "recompute";
+    out << DumpJson(doc) << "\n";
+    return 0;
+  }
+  out << "prompt  " << o.prompt_tokens << " tokens of " << s.model.name << " "
+      << DTypeName(s.model.geometry.dtype) << ": " << FormatBytes(static_cast<uint64_t>(bytes))
+      << " of KV at a remote node\n";
+  out << "link    net " << FormatRate(c.links.net) << " (" << s.net_desc << ")"
+      << (c.links.net_latency_s > 0 ? ", +" + Fmt("%.1f", c.links.net_latency_s * 1e3) + " ms" : "")
+      << "\n";
+  out << "compute " << s.compute_desc << "\n\n";
+  out << "  load over the link   " << Pad(FormatSeconds(load_s), 10, true) << "\n";
+  out << "  recompute            " << Pad(FormatSeconds(compute_s), 10, true) << "\n";
+  out << "  TTFT with the remote tier " << FormatSeconds(std::min(ttft_load, compute_s))
+      << " (decision: " << (load ? "load" : "recompute") << "), recomputing "
+      << FormatSeconds(compute_s) << "\n";
+  return 0;
+}
+
 int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std::ostream& err) {
   if (o.help) {
     out << HelpText();
@@ -372,6 +460,7 @@ int RunCli(const CliOptions& o, const std::string& argv0, std::ostream& out, std
     err << "kvtier-sim: " << st.message() << "\n";
     return 2;  // bad input (a trace, a model, a value): as a usage error
   }
+  if (o.prompt_tokens > 0) return RunPrompt(o, s, out);
   if (o.validate) return RunValidate(o, s, out, err);
   if (!o.write_trace.empty()) {
     std::ofstream f(o.write_trace, std::ios::binary);

@@ -115,7 +115,7 @@ void Simulator::Process(const Request& r) {
       }
       cached += tok_[i];
       const double load = std::max({pcie / cfg_.links.host_hbm, nvme / cfg_.links.nvme_read,
-                                    net / cfg_.links.net});
+                                    NetSeconds(cfg_.links, net)});
       const double t = total(load, compute_s(cached));
       if (t <= best) best = t, best_m = i + 1;
     }
@@ -123,7 +123,7 @@ void Simulator::Process(const Request& r) {
     if (cfg_.always_load) {
       // Recompute the TTFT of loading everything.
       best = total(std::max({pcie / cfg_.links.host_hbm, nvme / cfg_.links.nvme_read,
-                             net / cfg_.links.net}),
+                             NetSeconds(cfg_.links, net)}),
                    compute_s(cached));
     }
     uint64_t loaded = 0;

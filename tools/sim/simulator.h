@@ -35,7 +35,13 @@ struct Links {
   double nvme_read = 12e9;   // NVMe -> host
   double nvme_write = 6e9;   // host -> NVMe (reported as utilisation; off the critical path)
   double net = 12.5e9;       // remote node -> host (100 Gbit/s)
+  double net_latency_s = 0;  // added once to a load that takes any block from a remote node
 };
+
+// Seconds to move `bytes` from remote nodes: the latency once (when any), then the bandwidth.
+inline double NetSeconds(const Links& l, double bytes) {
+  return bytes > 0 ? l.net_latency_s + bytes / l.net : 0;
+}
 
 struct SimConfig {
   std::vector<TierConfig> tiers;   // top first; capacities in blocks
