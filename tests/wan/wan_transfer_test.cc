@@ -218,6 +218,9 @@ TEST(WanLinkTest, PrefixAcrossAShapedLinkArrivesByteExact) {
   EXPECT_EQ(prefix, blocks);  // found across the link
   auto ticket = client->Prefetch(ns, keys, Tier::kHost);
   ASSERT_TRUE(ticket.ok()) << ticket.status().ToString();
+  // The prefetch lands first (the bound only stops a hang): gets racing it would fetch again,
+  // and the counts below are of the prefetch's batches.
+  ASSERT_TRUE((*ticket)->Wait(60'000'000).ok());
   const size_t bytes = 64u << 10;
   std::vector<uint8_t> buf(bytes);
   for (const Hash128& k : keys) {
