@@ -35,7 +35,7 @@ uint64_t CopyWithChecksum64(void* dst, const void* src, size_t len) {
 #if defined(__x86_64__)
   if (HaveAvx2()) return CopyWithChecksum64Avx2(dst, src, len);
 #endif
-  std::memcpy(dst, src, len);
+  if (len != 0) std::memcpy(dst, src, len);  // memcpy of null pointers is UB even for 0
   return XXH3_64bits(dst, len);
 }
 

@@ -17,7 +17,7 @@ uint64_t Checksum64Avx2(const void* data, size_t len) { return XXH3_64bits(data,
 uint64_t CopyWithChecksum64Avx2(void* dst, const void* src, size_t len) {
   constexpr size_t kChunk = 16 << 10;
   if (len <= kChunk) {
-    std::memcpy(dst, src, len);
+    if (len != 0) std::memcpy(dst, src, len);  // memcpy of null pointers is UB even for 0
     return XXH3_64bits(dst, len);
   }
   XXH3_state_t st;
