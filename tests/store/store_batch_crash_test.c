@@ -12,19 +12,13 @@
  * The verdict counts blocks and reports, not time. How many blocks of each killed flush's round
  * were found (the kill landed mid-flush when some but not all were) is printed, not asserted.
  * Usage: store_batch_crash_test [--cycles N] [--seed S]; KVT_CRASH_SEED overrides the seed. */
-#define _POSIX_C_SOURCE 200809L
+#include "crash_util.h"
+
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
-#include "kvtier/kvtier.h"
 
 enum {
-  kBlockTokens = 16, /* 8 KiB blocks */
   kBatch = 96, /* a flush writes them in 12 WriteBatch calls of io_depth 8 */
   kRounds = 10, /* a child puts at most kRounds * kBatch = 960 blocks */
   /* 8 KiB blocks take 12 KiB records: 341 per 4 MiB segment, 10,912 in the 32-segment budget.
@@ -33,7 +27,8 @@ enum {
   kCyclesPerDir = 5
 };
 
-static char g_dir[256];
+static const char kModel[] = "batch-crash@1";
+static const uint64_t kSalt = 0x5151ull;
 
 static kvt_store* open_store(void) {
   kvt_options* o = kvt_options_create();
@@ -54,24 +49,6 @@ static kvt_store* open_store(void) {
   return s;
 }
 
-static uint64_t open_ns(kvt_store* s) {
-  kvt_namespace_desc d;
-  memset(&d, 0, sizeof d);
-  d.model = "batch-crash@1";
-  d.kv_dtype = "fp16";
-  d.layers = 1;
-  d.kv_heads = 2;
-  d.head_dim = 64;
-  d.block_tokens = kBlockTokens;
-  uint64_t ns = 0;
-  if (kvt_namespace_open(s, &d, &ns) != KVT_OK) exit(3);
-  return ns;
-}
-
-static void tokens_of(int cycle, int i, int32_t* t) {
-  for (int k = 0; k < kBlockTokens; ++k) t[k] = cycle * 100000 + i * kBlockTokens + k;
-}
-
 static kvt_key key_of(kvt_store* s, uint64_t ns, int cycle, int i) {
   int32_t t[kBlockTokens];
   tokens_of(cycle, i, t);
@@ -81,24 +58,10 @@ static kvt_key key_of(kvt_store* s, uint64_t ns, int cycle, int i) {
   return key;
 }
 
-static void content_of(kvt_key key, unsigned char* b, size_t n) {
-  uint64_t x = key.lo ^ (key.hi * 0x9E3779B97F4A7C15ull) ^ 0x5151ull;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    b[i] = (unsigned char)x;
-  }
-}
-
-static void report(int fd, char c) {
-  if (write(fd, &c, 1) != 1) _exit(8);
-}
-
 static void child(int cycle, const char* oracle, int progress) {
   kvt_store* s = open_store();
   if (s == NULL) _exit(4);
-  uint64_t ns = open_ns(s);
+  uint64_t ns = open_ns(s, kModel);
   size_t bytes = 0;
   kvt_block_bytes(s, ns, &bytes);
   unsigned char* buf = malloc((size_t)kBatch * bytes);
@@ -115,7 +78,7 @@ static void child(int cycle, const char* oracle, int progress) {
       v[j].tokens = toks + j * kBlockTokens;
       v[j].buf = buf + (size_t)j * bytes;
       v[j].bytes = bytes;
-      content_of(v[j].key, v[j].buf, bytes);
+      content_of(v[j].key, kSalt, v[j].buf, bytes);
     }
     if (kvt_put_batch(s, ns, v, kBatch) != KVT_OK) _exit(5);
     for (int j = 0; j < kBatch; ++j) {
@@ -133,29 +96,18 @@ static void child(int cycle, const char* oracle, int progress) {
 
 /* Execs the child and kills it when it starts its kill_at-th flush. 0 when the kill ended it. */
 static int run_child(char** argv, int c, const char* oracle, int kill_at, int delay_us) {
-  int fds[2];
-  if (pipe(fds) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* exec a fresh image: the parent has used RocksDB, whose threads a plain fork would leave
-     * half-present in the child */
-    char cs[16], fs[16];
-    snprintf(cs, sizeof cs, "%d", c);
-    snprintf(fs, sizeof fs, "%d", fds[1]);
-    close(fds[0]);
-    execl("/proc/self/exe", argv[0], "--child", cs, oracle, g_dir, fs, (char*)NULL);
-    _exit(7);
-  }
-  close(fds[1]);
+  int progress = -1;
+  const pid_t pid = spawn_child(argv, c, oracle, &progress);
+  if (pid < 0) return -1;
   int starts = 0;
   char ch;
-  while (starts < kill_at && read(fds[0], &ch, 1) == 1) {
+  while (starts < kill_at && read(progress, &ch, 1) == 1) {
     if (ch == 'F') ++starts;
   }
   struct timespec d = {0, delay_us * 1000L};
   nanosleep(&d, NULL);
   kill(pid, SIGKILL); /* the kill_at-th flush is running now */
-  close(fds[0]);
+  close(progress);
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFEXITED(status)) {
@@ -166,17 +118,10 @@ static int run_child(char** argv, int c, const char* oracle, int kill_at, int de
 }
 
 int main(int argc, char** argv) {
-  if (argc == 6 && strcmp(argv[1], "--child") == 0) {
-    snprintf(g_dir, sizeof g_dir, "%s", argv[4]);
-    child(atoi(argv[2]), argv[3], atoi(argv[5]));
-  }
+  run_if_child(argc, argv, child);
   int cycles = 20;
   unsigned seed = 23;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--cycles") == 0) cycles = atoi(argv[i + 1]);
-    if (strcmp(argv[i], "--seed") == 0) seed = (unsigned)strtoul(argv[i + 1], NULL, 10);
-  }
-  if (getenv("KVT_CRASH_SEED") != NULL) seed = (unsigned)strtoul(getenv("KVT_CRASH_SEED"), NULL, 10);
+  parse_args(argc, argv, NULL, &cycles, &seed);
   srand(seed);
   printf("batch crash test: %d cycles, seed %u\n", cycles, seed);
   fflush(stdout);
@@ -200,12 +145,7 @@ int main(int argc, char** argv) {
       ++fail;
       continue;
     }
-    FILE* f = fopen(oracle, "r");
-    int oc, on;
-    while (f && fscanf(f, "%d %d", &oc, &on) == 2) {
-      if (oc >= 0 && oc <= cycles && on > flushed[oc]) flushed[oc] = on;
-    }
-    if (f) fclose(f);
+    read_oracle(oracle, cycles, flushed);
     if (flushed[c] < kBatch) {
       fprintf(stderr, "cycle %d: the oracle shows no flush of this cycle\n", c);
       ++fail;
@@ -216,7 +156,7 @@ int main(int argc, char** argv) {
       ++fail;
       continue;
     }
-    uint64_t ns = open_ns(s);
+    uint64_t ns = open_ns(s, kModel);
     size_t bytes = 0;
     kvt_block_bytes(s, ns, &bytes);
     unsigned char* got = malloc((size_t)n * bytes);
@@ -237,7 +177,7 @@ int main(int argc, char** argv) {
       int found_in_killed = 0;
       for (int i = 0; i < n; ++i) {
         if (v[i].status == KVT_OK) {
-          content_of(v[i].key, want, bytes);
+          content_of(v[i].key, kSalt, want, bytes);
           if (memcmp(want, v[i].buf, bytes) != 0) ++wrong;
           if (i < flushed[cc]) ++flushed_ok;
           if (i / kBatch == killed_round[cc]) ++found_in_killed;
@@ -268,9 +208,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "only %ld reads of flushed blocks for %d cycles\n", flushed_ok, cycles);
     ++fail;
   }
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);
+  remove_tree(base);
   free(flushed);
   free(killed_round);
   printf("%d passed, %d failed\n", pass, fail);

@@ -13,18 +13,12 @@
  * (segments_created < segments_total: a segment was never reused) confirm it.
  * Usage: store_crash_test [--cycles N] [--seed S]; KVT_STORE_CRASH_CYCLES and KVT_CRASH_SEED
  * override both (long soaks, reruns of a printed seed). Prints "N passed, M failed". */
-#define _POSIX_C_SOURCE 200809L
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "crash_util.h"
 
-#include "kvtier/kvtier.h"
+#include <signal.h>
+#include <sys/wait.h>
 
 enum {
-  kBlockTokens = 16,
   kMaxPerCycle = 100, /* a child stops putting after this many blocks */
   kFlushEvery = 7,
   kMaxKill = 70, /* the kill comes after 7..kMaxKill puts (and at least one flush) */
@@ -34,7 +28,8 @@ enum {
   kCyclesPerDir = 10
 };
 
-static char g_dir[256];
+static const char kModel[] = "crash@1";
+static const uint64_t kSalt = 0xabcdefull;
 
 static kvt_store* open_store(int write_through) {
   kvt_options* o = kvt_options_create();
@@ -55,34 +50,6 @@ static kvt_store* open_store(int write_through) {
   return s;
 }
 
-static uint64_t open_ns(kvt_store* s) {
-  kvt_namespace_desc d;
-  memset(&d, 0, sizeof d);
-  d.model = "crash@1";
-  d.kv_dtype = "fp16";
-  d.layers = 1;
-  d.kv_heads = 2;
-  d.head_dim = 64;
-  d.block_tokens = kBlockTokens;
-  uint64_t ns = 0;
-  if (kvt_namespace_open(s, &d, &ns) != KVT_OK) exit(3);
-  return ns;
-}
-
-static void tokens_of(int cycle, int i, int32_t* t) {
-  for (int k = 0; k < kBlockTokens; ++k) t[k] = cycle * 100000 + i * kBlockTokens + k;
-}
-
-static void content_of(kvt_key key, unsigned char* b, size_t n) {
-  uint64_t x = key.lo ^ (key.hi * 0x9E3779B97F4A7C15ull) ^ 0xabcdefull;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    b[i] = (unsigned char)x;
-  }
-}
-
 /* A numeric field of the stats JSON ("name":value, first occurrence after `after`), or -1. */
 static long long stat_of(const char* json, const char* after, const char* name) {
   const char* p = strstr(json, after);
@@ -93,14 +60,10 @@ static long long stat_of(const char* json, const char* after, const char* name) 
   return p == NULL ? -1 : atoll(p + strlen(pat));
 }
 
-static void report(int fd, char c) {
-  if (write(fd, &c, 1) != 1) _exit(8);
-}
-
 static void child(int cycle, const char* oracle, int progress) {
   kvt_store* s = open_store(cycle % 2);
   if (s == NULL) _exit(4);
-  uint64_t ns = open_ns(s);
+  uint64_t ns = open_ns(s, kModel);
   size_t bytes = 0;
   kvt_block_bytes(s, ns, &bytes);
   unsigned char* buf = malloc(bytes);
@@ -112,7 +75,7 @@ static void child(int cycle, const char* oracle, int progress) {
     size_t n = 0;
     tokens_of(cycle, i, t);
     kvt_hash_tokens(s, ns, t, kBlockTokens, &key, 1, &n);
-    content_of(key, buf, bytes);
+    content_of(key, kSalt, buf, bytes);
     kvt_key root = {0, 0};
     if (kvt_put(s, ns, key, root, t, buf, bytes) != KVT_OK) _exit(5);
     report(progress, 'p');
@@ -130,28 +93,17 @@ static void child(int cycle, const char* oracle, int progress) {
 /* Execs the child, waits until it has put `kill_after` blocks and flushed once, kills it.
  * 0 when the kill ended it, -1 otherwise. */
 static int run_child(char** argv, int c, const char* oracle, int kill_after) {
-  int fds[2];
-  if (pipe(fds) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* exec a fresh image: the parent has used RocksDB, whose background threads a plain
-     * fork would leave half-present in the child */
-    char cs[16], fs[16];
-    snprintf(cs, sizeof cs, "%d", c);
-    snprintf(fs, sizeof fs, "%d", fds[1]);
-    close(fds[0]);
-    execl("/proc/self/exe", argv[0], "--child", cs, oracle, g_dir, fs, (char*)NULL);
-    _exit(7);
-  }
-  close(fds[1]);
+  int progress = -1;
+  const pid_t pid = spawn_child(argv, c, oracle, &progress);
+  if (pid < 0) return -1;
   int puts = 0, flushes = 0;
   char ch;
-  while ((puts < kill_after || flushes == 0) && read(fds[0], &ch, 1) == 1) {
+  while ((puts < kill_after || flushes == 0) && read(progress, &ch, 1) == 1) {
     if (ch == 'p') ++puts;
     if (ch == 'f') ++flushes;
   }
   kill(pid, SIGKILL);
-  close(fds[0]);
+  close(progress);
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFEXITED(status)) {
@@ -163,18 +115,10 @@ static int run_child(char** argv, int c, const char* oracle, int kill_after) {
 }
 
 int main(int argc, char** argv) {
-  if (argc == 6 && strcmp(argv[1], "--child") == 0) {
-    snprintf(g_dir, sizeof g_dir, "%s", argv[4]);
-    child(atoi(argv[2]), argv[3], atoi(argv[5]));
-  }
+  run_if_child(argc, argv, child);
   int cycles = 30;
   unsigned seed = 17;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--cycles") == 0) cycles = atoi(argv[i + 1]);
-    if (strcmp(argv[i], "--seed") == 0) seed = (unsigned)strtoul(argv[i + 1], NULL, 10);
-  }
-  if (getenv("KVT_STORE_CRASH_CYCLES") != NULL) cycles = atoi(getenv("KVT_STORE_CRASH_CYCLES"));
-  if (getenv("KVT_CRASH_SEED") != NULL) seed = (unsigned)strtoul(getenv("KVT_CRASH_SEED"), NULL, 10);
+  parse_args(argc, argv, "KVT_STORE_CRASH_CYCLES", &cycles, &seed);
   srand(seed);
   printf("crash test: %d cycles, seed %u (--seed or KVT_CRASH_SEED reruns it)\n", cycles, seed);
   fflush(stdout);
@@ -195,12 +139,7 @@ int main(int argc, char** argv) {
       ++fail;
       continue;
     }
-    FILE* f = fopen(oracle, "r");
-    int oc, on;
-    while (f && fscanf(f, "%d %d", &oc, &on) == 2) {
-      if (oc >= 0 && oc <= cycles && on > flushed[oc]) flushed[oc] = on;
-    }
-    if (f) fclose(f);
+    read_oracle(oracle, cycles, flushed);
     if (flushed[c] < kFlushEvery) {
       fprintf(stderr, "cycle %d: the oracle shows no flush of this cycle\n", c);
       ++fail;
@@ -219,7 +158,7 @@ int main(int argc, char** argv) {
     long long total = json ? stat_of(json, "\"nvme\"", "segments_total") : -1;
     kvt_free(json);
     const int could_reclaim = created < 0 || total < 0 || created >= total;
-    uint64_t ns = open_ns(s);
+    uint64_t ns = open_ns(s, kModel);
     size_t bytes = 0;
     kvt_block_bytes(s, ns, &bytes);
     unsigned char* want = malloc(bytes);
@@ -233,7 +172,7 @@ int main(int argc, char** argv) {
         tokens_of(cc, i, t);
         kvt_hash_tokens(s, ns, t, kBlockTokens, &key, 1, &n);
         kvt_status_t st = kvt_get(s, ns, key, got, bytes);
-        content_of(key, want, bytes);
+        content_of(key, kSalt, want, bytes);
         if (st == KVT_OK) {
           if (memcmp(want, got, bytes) != 0) ++wrong;
           ++verified;
@@ -269,9 +208,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "only %ld reads of flushed blocks for %d cycles\n", flushed_ok, cycles);
     ++fail;
   }
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);
+  remove_tree(base);
   free(flushed);
   printf("%d passed, %d failed\n", pass, fail);
   return fail == 0 ? 0 : 1;
