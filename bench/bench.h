@@ -30,6 +30,7 @@
 
 namespace kvt {
 class Store;
+struct NamespaceDesc;
 }  // namespace kvt
 
 namespace kvt::bench {
@@ -133,6 +134,10 @@ Status AddWanTests(const Config& c, const std::string& dir, TestSet* set);
 Status AddLookupTests(const Config& c, const std::string& dir, TestSet* set);
 // The mixed run: a trace replayed through Store with real bytes.
 Status AddTraceTests(const Config& c, const Source& src, const std::string& dir, TestSet* set);
+
+// A namespace whose blocks are exactly `block` bytes (a multiple of 4 KiB): fp16, one token, one
+// head of 1024 values, K and V: 4 KiB per layer.
+NamespaceDesc BenchNamespace(uint64_t block, const char* model);
 
 // A store for bench paths: mlock off. nvme_bytes 0: host tier only.
 StatusOr<std::unique_ptr<Store>> OpenBenchStore(const std::string& dir, uint64_t host_bytes,

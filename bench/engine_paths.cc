@@ -41,19 +41,6 @@ BlockMeta Meta(uint64_t i, uint64_t tag, uint64_t block) {
   return m;
 }
 
-// A namespace whose blocks are exactly `block` bytes: fp16, one token, one head of 1024 values,
-// K and V: 4 KiB per layer.
-NamespaceDesc BenchNamespace(uint64_t block) {
-  NamespaceDesc d;
-  d.model = "kvtier-bench";
-  d.kv_dtype = "fp16";
-  d.layers = static_cast<uint32_t>(block / 4096);
-  d.kv_heads = 1;
-  d.head_dim = 1024;
-  d.block_tokens = 1;
-  return d;
-}
-
 class EngineFixture final : public Fixture {
  public:
   ~EngineFixture() override {
@@ -90,6 +77,17 @@ Sample Done(double t0, uint64_t n, uint64_t block) {
 }
 
 }  // namespace
+
+NamespaceDesc BenchNamespace(uint64_t block, const char* model) {
+  NamespaceDesc d;
+  d.model = model;
+  d.kv_dtype = "fp16";
+  d.layers = static_cast<uint32_t>(block / 4096);
+  d.kv_heads = 1;
+  d.head_dim = 1024;
+  d.block_tokens = 1;
+  return d;
+}
 
 StatusOr<std::unique_ptr<Store>> OpenBenchStore(const std::string& dir, uint64_t host_bytes,
                                                 uint64_t slab, uint64_t nvme_bytes,
@@ -184,7 +182,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   KVT_ASSIGN_OR_RETURN(f->store_r, OpenBenchStore(dir + "/store-r", store_host, store_slab,
                                                   NvmeBudget(nblocks * block, block, seg), seg,
                                                   "write_back"));
-  KVT_ASSIGN_OR_RETURN(f->ns_r, f->store_r->OpenNamespace(BenchNamespace(block)));
+  KVT_ASSIGN_OR_RETURN(f->ns_r, f->store_r->OpenNamespace(BenchNamespace(block, "kvtier-bench")));
   for (uint64_t i = 0; i < nblocks; ++i) {
     KVT_RETURN_IF_ERROR(f->store_r->Put(f->ns_r, Hash128{i + 1, 7}, Hash128{}, nullptr,
                                         src.Block(i, block), block));
@@ -197,7 +195,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   KVT_ASSIGN_OR_RETURN(f->store_wt, OpenBenchStore(dir + "/store-wt", store_host, store_slab,
                                                    NvmeBudget(nblocks * block, block, seg), seg,
                                                    "write_through"));
-  KVT_ASSIGN_OR_RETURN(f->ns_wt, f->store_wt->OpenNamespace(BenchNamespace(block)));
+  KVT_ASSIGN_OR_RETURN(f->ns_wt, f->store_wt->OpenNamespace(BenchNamespace(block, "kvtier-bench")));
   {
     const uint64_t fill = NvmeBudget(nblocks * block, block, seg) / (block + 4096);
     KVT_RETURN_IF_ERROR(ParallelFor(threads, fill, [&](int, uint64_t i) {

@@ -79,8 +79,7 @@ double Percentile(std::vector<double> v, double p) {
 }  // namespace
 
 StatusOr<FloodFigures> RunFloodBench(const FloodBenchOptions& o) {
-  constexpr uint64_t kLayerBytes = 2ull * 16 * 8 * 128 * 2;
-  if (o.block_bytes == 0 || o.block_bytes % kLayerBytes != 0 || o.gets < 10) {
+  if (o.block_bytes == 0 || o.block_bytes % kNetLayerBytes != 0 || o.gets < 10) {
     return Status::InvalidArgument("flood bench: block_bytes a multiple of 64 KiB, gets >= 10");
   }
   const std::string secret = "flood-bench-secret";
@@ -100,13 +99,7 @@ StatusOr<FloodFigures> RunFloodBench(const FloodBenchOptions& o) {
   ro.timeouts.connect = ro.timeouts.io = std::chrono::milliseconds(1000);
   KVT_ASSIGN_OR_RETURN(auto client, RemoteTier::Create(ro));
 
-  NamespaceDesc d;
-  d.model = "flood-bench";
-  d.kv_dtype = "fp16";
-  d.layers = static_cast<uint32_t>(o.block_bytes / kLayerBytes);
-  d.kv_heads = 8;
-  d.head_dim = 128;
-  d.block_tokens = 16;
+  const NamespaceDesc d = NetBenchNamespace(o.block_bytes, "flood-bench");
   const std::string enc = EncodeNamespace(d);
   std::vector<uint8_t> payload(o.block_bytes);
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 29 + 3);

@@ -99,9 +99,19 @@ std::string LoopbackFigures::ToString() const {
   return buf;
 }
 
+NamespaceDesc NetBenchNamespace(uint64_t block_bytes, const char* model) {
+  NamespaceDesc d;
+  d.model = model;
+  d.kv_dtype = "fp16";
+  d.layers = static_cast<uint32_t>(block_bytes / kNetLayerBytes);
+  d.kv_heads = 8;
+  d.head_dim = 128;
+  d.block_tokens = 16;
+  return d;
+}
+
 StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
-  constexpr uint64_t kLayerBytes = 2ull * 16 * 8 * 128 * 2;  // K+V, 16 tokens, 8 heads, d128, fp16
-  if (o.block_bytes == 0 || o.block_bytes % kLayerBytes != 0) {
+  if (o.block_bytes == 0 || o.block_bytes % kNetLayerBytes != 0) {
     return Status::InvalidArgument("block_bytes must be a positive multiple of 64 KiB");
   }
   LoopbackFigures f;
@@ -127,13 +137,7 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   KVT_ASSIGN_OR_RETURN(auto server, Server::Start(server_store.get(), so));
   const std::string ep = "127.0.0.1:" + std::to_string(server->port());
 
-  NamespaceDesc d;
-  d.model = "loopback-bench";
-  d.kv_dtype = "fp16";
-  d.layers = static_cast<uint32_t>(o.block_bytes / kLayerBytes);
-  d.kv_heads = 8;
-  d.head_dim = 128;
-  d.block_tokens = 16;
+  const NamespaceDesc d = NetBenchNamespace(o.block_bytes, "loopback-bench");
   const std::string enc = EncodeNamespace(d);
   KeyHasher hasher;
   std::vector<Hash128> keys(f.blocks);

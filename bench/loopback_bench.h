@@ -16,8 +16,15 @@
 #include <string>
 
 #include "base/status.h"
+#include "src/block_key.h"
 
 namespace kvt {
+
+// The namespace of the network benchmarks (loopback and flood): K and V of 16 tokens, 8 heads of
+// d128 in fp16, so one layer is 64 KiB and a block of block_bytes (a multiple of kNetLayerBytes)
+// has block_bytes / kNetLayerBytes layers.
+inline constexpr uint64_t kNetLayerBytes = 2ull * 16 * 8 * 128 * 2;
+NamespaceDesc NetBenchNamespace(uint64_t block_bytes, const char* model);
 
 struct LoopbackBenchOptions {
   std::string dir;                    // scratch directory for the two stores (created, removed)

@@ -35,17 +35,6 @@ double CpuSeconds() {
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-NamespaceDesc WanNamespace(uint64_t block) {
-  NamespaceDesc d;
-  d.model = "kvtier-bench-wan";
-  d.kv_dtype = "fp16";
-  d.layers = static_cast<uint32_t>(block / 4096);
-  d.kv_heads = 1;
-  d.head_dim = 1024;
-  d.block_tokens = 1;
-  return d;
-}
-
 class WanFixture final : public Fixture {
  public:
   ~WanFixture() override {
@@ -127,7 +116,7 @@ StatusOr<double> RawTcp(WanFixture* f, uint64_t bytes) {
 Status PrepareClient(WanFixture* f, bool tuned, uint32_t rate_mbit) {
   KVT_ASSIGN_OR_RETURN(auto in, ScopedNetns::Enter(f->link->client_ns()));
   if (f->client && f->client_tuned == tuned) {
-    KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(WanNamespace(f->block)));
+    KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
     for (const Hash128& k : f->keys) (void)f->client->Remove(ns, k);
     return Status::Ok();
   }
@@ -151,7 +140,7 @@ Status PrepareClient(WanFixture* f, bool tuned, uint32_t rate_mbit) {
   }
   KVT_ASSIGN_OR_RETURN(f->client, Store::Open(o));
   f->client_tuned = tuned;
-  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(WanNamespace(f->block)));
+  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
   KVT_ASSIGN_OR_RETURN(auto ticket, f->client->Prefetch(ns, f->keys, Tier::kHost));
   KVT_RETURN_IF_ERROR(ticket->Wait(60'000'000));
   ticket.reset();
@@ -161,7 +150,7 @@ Status PrepareClient(WanFixture* f, bool tuned, uint32_t rate_mbit) {
 
 StatusOr<Sample> Fetch(WanFixture* f, uint32_t rate_mbit) {
   KVT_ASSIGN_OR_RETURN(auto in, ScopedNetns::Enter(f->link->client_ns()));
-  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(WanNamespace(f->block)));
+  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
   const double c0 = CpuSeconds(), t0 = NowSeconds();
   KVT_ASSIGN_OR_RETURN(auto ticket, f->client->Prefetch(ns, f->keys, Tier::kHost));
   Status w = ticket->Wait(60'000'000);
@@ -213,7 +202,7 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     KVT_RETURN_IF_ERROR(ListenIn(f));
   }
   f->endpoint = std::string(WanLink::kServerAddr) + ":" + std::to_string(f->server->port());
-  KVT_ASSIGN_OR_RETURN(f->ns_id, f->node->OpenNamespace(WanNamespace(f->block)));
+  KVT_ASSIGN_OR_RETURN(f->ns_id, f->node->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
   std::vector<uint8_t> payload(f->block);
   for (uint64_t i = 0; i < kPrefixBlocks; ++i) {
     for (size_t b = 0; b < payload.size(); b += 8) {
