@@ -21,7 +21,7 @@ struct GpuCache::LoadJob {
 };
 
 StatusOr<std::unique_ptr<GpuCache>> GpuCache::Register(Store* store, uint64_t ns, const Desc& d) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, store->Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, store->Namespace(ns));
   const BlockLayout geo = LayoutOf(info->geometry);
   if (d.layers != static_cast<uint32_t>(geo.layers)) {
     return Status::InvalidArgument("kvt_gpu_register: layers " + std::to_string(d.layers) +

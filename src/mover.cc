@@ -123,7 +123,7 @@ Status Mover::Put(const BlockMeta& meta, const void* data, bool checksum_known,
 }
 
 Status Mover::RemotePut(const SlotPin& b) {
-  const std::string* enc = t_.remote->EncodingOf(b.meta.ns);
+  std::shared_ptr<const std::string> enc = t_.remote->EncodingOf(b.meta.ns);
   Status s = enc == nullptr ? Status::InvalidArgument("unknown namespace")
                             : t_.remote->tier()->Put(*enc, ToBlockInfo(b.meta), b.data);
   Add(s.ok() ? c_.remote_puts : c_.remote_put_failures);
@@ -373,7 +373,7 @@ void Mover::FetchRemote(uint64_t ns, std::span<const Hash128> keys, std::span<co
     results[i].from = TierKind::kRemote;
     results[i].status = Status::NotFound("block not stored locally nor at its owning node");
   }
-  const std::string* enc = t_.remote->EncodingOf(ns);
+  std::shared_ptr<const std::string> enc = t_.remote->EncodingOf(ns);
   if (enc == nullptr) return;
   std::vector<Hash128> ask;
   for (size_t i : which) ask.push_back(keys[i]);

@@ -135,6 +135,7 @@ void StoreCounters::Visit(const CounterVisitor& visit) const {
   visit("unverified_hits", get(unverified_hits));
   visit("removes", get(removes));
   visit("namespace_drops", get(namespace_drops));
+  visit("namespaces_forgotten", get(namespaces_forgotten));
   visit("prefetches", get(prefetches));
   visit("remote_hits", get(remote_hits));
   visit("peer_puts", get(peer_puts));
@@ -142,33 +143,45 @@ void StoreCounters::Visit(const CounterVisitor& visit) const {
 }
 
 StatusOr<uint64_t> Store::OpenNamespace(const NamespaceDesc& d) {
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Register(d, /*local=*/true, /*max_new=*/0));
+  return info->id;
+}
+
+StatusOr<NamespaceRef> Store::Register(const NamespaceDesc& d, bool local, size_t max_new) {
   KVT_ASSIGN_OR_RETURN(Geometry g, ValidateNamespace(d));
   if (!host_->Fits(g.BlockBytes())) {
     return Status::InvalidArgument("namespace: a block of " + FormatBytes(g.BlockBytes()) +
                                    " does not fit in the host tier (host_bytes = " +
                                    FormatBytes(opts_.host_bytes) + ")");
   }
-  auto info = std::make_unique<NamespaceInfo>();
+  auto info = std::make_shared<NamespaceInfo>();
   info->desc = d;
   info->encoding = EncodeNamespace(d);
   info->geometry = g;
   info->id = hasher_.NamespaceId(d);
   info->root = hasher_.RootKey(d);
   info->block_bytes = g.BlockBytes();
-  std::unique_lock<std::shared_mutex> l(ns_mu_);
-  auto it = namespaces_.find(info->id);
-  if (it != namespaces_.end()) {
-    if (it->second->encoding != info->encoding) {
-      return Status::Internal("namespace id collision between two different descriptions");
-    }
-    return info->id;
-  }
   const uint64_t id = info->id;
-  namespaces_.emplace(id, std::move(info));
-  return id;
+  std::unique_lock<std::shared_mutex> l(ns_mu_);
+  auto it = namespaces_.find(id);
+  if (it == namespaces_.end()) {
+    if (max_new > 0 && namespaces_.size() >= max_new) {
+      return Status::Busy("the node holds " + std::to_string(namespaces_.size()) +
+                          " namespaces, its limit");
+    }
+    it = namespaces_.emplace(id, NamespaceSlot{std::move(info)}).first;
+  } else if (it->second.info->encoding != info->encoding) {
+    return Status::Internal("namespace id collision between two different descriptions");
+  }
+  if (local) {
+    it->second.local = true;
+  } else {
+    ++it->second.peers;
+  }
+  return it->second.info;
 }
 
-StatusOr<const NamespaceInfo*> Store::Namespace(uint64_t ns) const {
+StatusOr<NamespaceRef> Store::Namespace(uint64_t ns) const {
   std::shared_lock<std::shared_mutex> l(ns_mu_);
   auto it = namespaces_.find(ns);
   if (it == namespaces_.end()) {
@@ -177,12 +190,12 @@ StatusOr<const NamespaceInfo*> Store::Namespace(uint64_t ns) const {
                   static_cast<unsigned long long>(ns));
     return Status::InvalidArgument(std::string(buf) + " (open it with kvt_namespace_open first)");
   }
-  return it->second.get();  // never erased while the store lives
+  return it->second.info;
 }
 
 Status Store::HashTokens(uint64_t ns, std::span<const int32_t> tokens,
                          std::vector<Hash128>* keys) const {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   hasher_.ChainKeys(info->root, tokens, info->geometry.block_tokens, keys);
   return Status::Ok();
 }
@@ -245,7 +258,7 @@ Status Store::Locate(const NamespaceInfo& ns, std::span<const Hash128> keys,
 
 Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_blocks,
                      Tier* tiers) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   std::vector<Tier> found(keys.size(), Tier::kNone);
   KVT_RETURN_IF_ERROR(Locate(*info, keys, {}, /*stop_at_miss=*/tiers == nullptr, found.data()));
   size_t prefix = 0;
@@ -260,7 +273,7 @@ Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_
 
 Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vector<Hash128>* keys,
                           size_t* prefix_blocks, std::vector<Tier>* tiers) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   const uint32_t bt = info->geometry.block_tokens;
   hasher_.ChainKeys(info->root, tokens, bt, keys);
   std::vector<Hash128> digests(keys->size());
@@ -282,7 +295,7 @@ Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vec
 
 Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const int32_t* tokens,
                   const void* data, size_t bytes) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   if (bytes != info->block_bytes) {
     return Status::InvalidArgument("put of " + std::to_string(bytes) + " bytes; a block of this " +
                                    "namespace is " + std::to_string(info->block_bytes) + " bytes");
@@ -307,7 +320,7 @@ Status Store::Put(uint64_t ns, const Hash128& key, const Hash128& parent, const 
 }
 
 Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   if (bytes != info->block_bytes) {
     return Status::InvalidArgument("get into " + std::to_string(bytes) + " bytes; a block of " +
                                    "this namespace is " + std::to_string(info->block_bytes) +
@@ -324,7 +337,7 @@ Status Store::Get(uint64_t ns, const Hash128& key, void* dst, size_t bytes) {
 }
 
 Status Store::Remove(uint64_t ns, const Hash128& key) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   (void)info;
   // Every tier but the remote one (its owner's policy removes there).
   Status s = Status::NotFound("block not stored");
@@ -340,7 +353,7 @@ Status Store::Remove(uint64_t ns, const Hash128& key) {
 }
 
 Status Store::DropNamespace(uint64_t ns) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   (void)info;
   std::vector<BlockId> gone;  // events: every block the drop removes
   if (EventsOn()) {
@@ -362,7 +375,7 @@ Status Store::DropNamespace(uint64_t ns) {
 
 StatusOr<std::unique_ptr<Ticket>> Store::Prefetch(uint64_t ns, std::span<const Hash128> keys,
                                                   Tier target) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   if (target != Tier::kHost && target != Tier::kHbm) {
     return Status::InvalidArgument("prefetch target must be KVT_TIER_HOST or KVT_TIER_HBM");
   }

@@ -49,6 +49,9 @@ struct NamespaceInfo {
   Hash128 root;
   uint64_t block_bytes = 0;
 };
+// A namespace stays valid for as long as a caller holds its reference, even if the store forgets
+// it meanwhile (a peer's namespace once no connection uses it).
+using NamespaceRef = std::shared_ptr<const NamespaceInfo>;
 
 // The store's own counters; the mover's (demotions, promotions, write-through, remote fetches)
 // are the Mover's, visited into the same "store" object of kvt_stats_json.
@@ -57,7 +60,7 @@ struct StoreCounters {
   std::atomic<uint64_t> lookups{0}, lookup_keys{0}, lookup_prefix_blocks{0};
   std::atomic<uint64_t> matches{0}, match_keys{0}, match_prefix_blocks{0};
   std::atomic<uint64_t> collisions{0}, unverified_hits{0};
-  std::atomic<uint64_t> removes{0}, namespace_drops{0}, prefetches{0};
+  std::atomic<uint64_t> removes{0}, namespace_drops{0}, namespaces_forgotten{0}, prefetches{0};
   // Remote tier (client side) and serving peers (kvtierd side).
   std::atomic<uint64_t> remote_hits{0};
   std::atomic<uint64_t> peer_puts{0}, peer_put_rejects{0};
@@ -96,9 +99,10 @@ class Store {
   // whose demotions are synchronous.
   void WaitForDemotions() { mover_->DrainDemotions(); }
 
+  // A local namespace (the C API's kvt_namespace_open): registered until the store closes.
   StatusOr<uint64_t> OpenNamespace(const NamespaceDesc& d);
   // The namespace, or InvalidArgument naming the unknown id.
-  StatusOr<const NamespaceInfo*> Namespace(uint64_t ns) const;
+  StatusOr<NamespaceRef> Namespace(uint64_t ns) const;
 
   // Keys of every full block of tokens.
   Status HashTokens(uint64_t ns, std::span<const int32_t> tokens, std::vector<Hash128>* keys) const;
@@ -156,12 +160,17 @@ class Store {
   StatusOr<size_t> PollEvents(BlockEvent* out, size_t cap, uint64_t* lost);
 
   // --- serving remote peers (kvtierd's ServerSession; src/store_remote.cc) ---
-  // The namespace of a peer's canonical encoding, opened (registered) when new. Blocks of two
-  // tenants never meet: the encoding holds every field of the description (tenant salt included)
-  // and is checked byte for byte against the registered one.
+  // The namespace of a peer's canonical encoding, registered when new, with one more peer using
+  // it. Blocks of two tenants never meet: the encoding holds every field of the description
+  // (tenant salt included) and is checked byte for byte against the registered one.
   // max_namespaces > 0: Busy instead of registering a new one when the store holds that many.
-  StatusOr<const NamespaceInfo*> OpenEncodedNamespace(std::string_view encoding,
-                                                      size_t max_namespaces = 0);
+  // Every acquire is paired with ReleasePeerNamespace (kvtierd: when the connection closes).
+  StatusOr<NamespaceRef> AcquirePeerNamespace(std::string_view encoding,
+                                              size_t max_namespaces = 0);
+  // One peer fewer uses ns. A namespace no peer uses and no local caller opened is forgotten:
+  // its description leaves memory, its blocks stay in the tiers (a namespace id is a hash of its
+  // description, so registering it again finds them).
+  void ReleasePeerNamespace(uint64_t ns);
   // A block's stored meta in the local tiers (host, then NVMe), unverified: the asking peer holds
   // the parent and digest and verifies.
   bool PeekLocal(uint64_t ns, const Hash128& key, BlockMeta* meta);
@@ -221,7 +230,15 @@ class Store {
   std::unique_ptr<etcd::EtcdMembership> membership_;
   std::unique_ptr<AdmissionPolicy> admission_;  // handed to the mover at open
   mutable std::shared_mutex ns_mu_;
-  std::unordered_map<uint64_t, std::unique_ptr<NamespaceInfo>> namespaces_;  // GUARDED_BY(ns_mu_)
+  struct NamespaceSlot {
+    NamespaceRef info;
+    bool local = false;  // opened through OpenNamespace: never forgotten
+    uint64_t peers = 0;  // AcquirePeerNamespace calls not yet released
+  };
+  // Registers d (or finds it registered); local or one peer more. max_new > 0: Busy instead of a
+  // new registration when that many are held.
+  StatusOr<NamespaceRef> Register(const NamespaceDesc& d, bool local, size_t max_new);
+  std::unordered_map<uint64_t, NamespaceSlot> namespaces_;  // GUARDED_BY(ns_mu_)
   mutable StoreCounters counters_;
   std::once_flag device_once_;
   std::unique_ptr<DeviceMemory> device_;  // set at open with an HBM tier, else on first Device()

@@ -24,7 +24,7 @@ constexpr size_t kMinAsyncChunk = 8;
 // An asynchronous batch: the entries, how far the worker got, and who publishes what.
 struct BatchJob {
   bool put = false;
-  const NamespaceInfo* ns = nullptr;
+  NamespaceRef ns;  // held: the batch runs after its caller returned
   std::vector<BatchEntry> v;
   size_t chunk = 64;
   Store::BatchPublish publish;
@@ -93,7 +93,7 @@ StatusOr<size_t> Store::PollEvents(BlockEvent* out, size_t cap, uint64_t* lost) 
 }
 
 StatusOr<Hash128> Store::KeyFromBytes(uint64_t ns, const void* id, size_t len) const {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   if (id == nullptr || len == 0 || len > 4096) {
     return Status::InvalidArgument("key from bytes: id must be 1..4096 bytes (got " +
                                    std::to_string(id == nullptr ? 0 : len) + ")");
@@ -127,7 +127,7 @@ Status Store::CheckBatch(const NamespaceInfo& ns, std::span<const BatchEntry> v,
 }
 
 Status Store::GetBatch(uint64_t ns, std::span<BatchEntry> v) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   KVT_RETURN_IF_ERROR(CheckBatch(*info, v, "get batch"));
   Add(engine_counters_.get_batches);
   Add(engine_counters_.batch_entries, v.size());
@@ -136,7 +136,7 @@ Status Store::GetBatch(uint64_t ns, std::span<BatchEntry> v) {
 }
 
 Status Store::PutBatch(uint64_t ns, std::span<BatchEntry> v) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   KVT_RETURN_IF_ERROR(CheckBatch(*info, v, "put batch"));
   Add(engine_counters_.put_batches);
   Add(engine_counters_.batch_entries, v.size());
@@ -238,7 +238,7 @@ void Store::PutEntries(const NamespaceInfo& info, std::span<BatchEntry> v) {
 StatusOr<std::unique_ptr<Ticket>> Store::StartBatch(bool put, uint64_t ns,
                                                     std::vector<BatchEntry> v,
                                                     BatchPublish publish) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   KVT_RETURN_IF_ERROR(CheckBatch(*info, v, put ? "put batch" : "get batch"));
   Add(put ? engine_counters_.put_batches : engine_counters_.get_batches);
   Add(engine_counters_.batch_entries, v.size());

@@ -25,9 +25,10 @@ Status Store::OpenRemote() {
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   remote_adapter_ = std::make_unique<RemoteTierAdapter>(
       remote_.get(),
-      [this](uint64_t ns) -> const std::string* {
+      [this](uint64_t ns) -> std::shared_ptr<const std::string> {
         auto info = Namespace(ns);
-        return info.ok() ? &(*info)->encoding : nullptr;
+        if (!info.ok()) return nullptr;
+        return std::shared_ptr<const std::string>(*info, &(*info)->encoding);  // keeps it alive
       },
       /*propagate_drops=*/RemoteWriteThrough());
   if (!opts_.remote_etcd.empty()) {
@@ -46,18 +47,21 @@ Status Store::OpenRemote() {
 
 // --- serving peers -------------------------------------------------------------------------------
 
-StatusOr<const NamespaceInfo*> Store::OpenEncodedNamespace(std::string_view encoding,
-                                                           size_t max_namespaces) {
+StatusOr<NamespaceRef> Store::AcquirePeerNamespace(std::string_view encoding,
+                                                   size_t max_namespaces) {
   KVT_ASSIGN_OR_RETURN(NamespaceDesc d, DecodeNamespace(encoding));
-  if (max_namespaces > 0) {
-    std::shared_lock<std::shared_mutex> l(ns_mu_);
-    if (namespaces_.size() >= max_namespaces && !namespaces_.contains(hasher_.NamespaceId(d))) {
-      return Status::Busy("the node holds " + std::to_string(namespaces_.size()) +
-                          " namespaces, its limit");
-    }
-  }
-  KVT_ASSIGN_OR_RETURN(uint64_t id, OpenNamespace(d));
-  return Namespace(id);
+  return Register(d, /*local=*/false, max_namespaces);
+}
+
+void Store::ReleasePeerNamespace(uint64_t ns) {
+  NamespaceRef forgotten;  // freed after the lock, once no request holds it either
+  std::unique_lock<std::shared_mutex> l(ns_mu_);
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end() || it->second.peers == 0) return;  // unpaired: ignore, never go below 0
+  if (--it->second.peers > 0 || it->second.local) return;
+  forgotten = std::move(it->second.info);
+  namespaces_.erase(it);
+  Add(counters_.namespaces_forgotten);
 }
 
 bool Store::PeekLocal(uint64_t ns, const Hash128& key, BlockMeta* meta) {
@@ -77,7 +81,7 @@ bool Store::PinLocal(uint64_t ns, const Hash128& key, PinnedBlock* out) {
 }
 
 Status Store::PutFromPeer(const BlockMeta& meta, const void* data) {
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, Namespace(meta.ns));
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(meta.ns));
   if (meta.payload_bytes != info->block_bytes) {
     Add(counters_.peer_put_rejects);
     return Status::InvalidArgument("put of " + std::to_string(meta.payload_bytes) +

@@ -51,7 +51,7 @@ bool RemoteTierAdapter::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, 
 
 Status RemoteTierAdapter::LookupBatch(uint64_t ns, std::span<const Hash128> keys,
                                       std::span<uint8_t> todo, std::span<BlockMeta> metas) {
-  const std::string* enc = encoding_of_(ns);
+  std::shared_ptr<const std::string> enc = encoding_of_(ns);
   if (enc == nullptr) return Status::Ok();
   std::vector<Hash128> ask;
   std::vector<size_t> pos;
@@ -73,7 +73,7 @@ Status RemoteTierAdapter::LookupBatch(uint64_t ns, std::span<const Hash128> keys
 
 Status RemoteTierAdapter::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_bytes,
                                BlockMeta* meta) {
-  const std::string* enc = encoding_of_(ns);
+  std::shared_ptr<const std::string> enc = encoding_of_(ns);
   if (enc == nullptr) return Status::NotFound("unknown namespace");
   Status got = Status::NotFound("block not at its owning node");
   Status s = t_->Get(*enc, {&key, 1}, [&](size_t, RemotePayload* p) {
@@ -92,7 +92,7 @@ Status RemoteTierAdapter::Read(uint64_t ns, const Hash128& key, void* dst, size_
 
 Status RemoteTierAdapter::DropNamespace(uint64_t ns, size_t* dropped) {
   if (dropped != nullptr) *dropped = 0;
-  const std::string* enc = encoding_of_(ns);
+  std::shared_ptr<const std::string> enc = encoding_of_(ns);
   if (!propagate_drops_ || enc == nullptr) return Status::Ok();
   return t_->DropNamespace(*enc).WithContext("remote drop");
 }

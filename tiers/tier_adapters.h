@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "tiers/nvme/nvme_tier.h"
@@ -38,9 +39,10 @@ class NvmeTierAdapter final : public StorageTier {
 class RemoteTierAdapter final : public StorageTier {
  public:
   // encoding_of: a namespace id's canonical encoding (what travels on the wire), or null when
-  // the id is unknown. propagate_drops: DropNamespace reaches every node (remote_write =
+  // the id is unknown; the pointer keeps it alive while used, even if the store forgets the
+  // namespace meanwhile. propagate_drops: DropNamespace reaches every node (remote_write =
   // write_through); otherwise dropping is a no-op here.
-  using EncodingFn = std::function<const std::string*(uint64_t ns)>;
+  using EncodingFn = std::function<std::shared_ptr<const std::string>(uint64_t ns)>;
   RemoteTierAdapter(RemoteTier* t, EncodingFn encoding_of, bool propagate_drops)
       : StorageTier(/*holds_slots=*/false),
         t_(t),
@@ -48,7 +50,7 @@ class RemoteTierAdapter final : public StorageTier {
         propagate_drops_(propagate_drops) {}
   TierKind kind() const override { return TierKind::kRemote; }
   RemoteTier* tier() const { return t_; }
-  const std::string* EncodingOf(uint64_t ns) const { return encoding_of_(ns); }
+  std::shared_ptr<const std::string> EncodingOf(uint64_t ns) const { return encoding_of_(ns); }
 
   bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touch) override;
   // One request for every key still to find; PermissionDenied is returned, an unreachable node

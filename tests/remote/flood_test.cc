@@ -4,6 +4,8 @@
 // one-second deadline, and every rejection is counted.
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "io/wire_auth.h"
 #include "remote_test_util.h"
 #include "tests/core/test_util.h"
@@ -178,6 +180,52 @@ TEST(RemoteFlood, NamespaceLimitsPerConnectionAndInTotal) {
   EXPECT_EQ(node.server->session_counters().namespace_limit.load(), 2u);
   EXPECT_TRUE(b->Lookup(ns(1), keys, &e).ok());  // registered already: fine
   EXPECT_EQ(node.server->session_counters().namespace_limit.load(), 2u);
+}
+
+// Namespaces a peer registered are forgotten once no connection uses them (memory and the node's
+// total come back), while their blocks stay: registering the namespace again finds them.
+TEST(RemoteFlood, NamespacesNobodyUsesAreForgottenAndTheirBlocksStay) {
+  ServerOptions so;
+  so.max_namespaces = 5;
+  Node node(so);
+  ASSERT_TRUE(node.server);
+  auto ns = [](int i) { return EncodeNamespace(testing::SmallNamespace("t" + std::to_string(i))); };
+  auto held = [&] { return nlohmann::json::parse(node.store->StatsJson())["store"]["namespaces"]; };
+  // A block of t0 stored as a session would store it, then released: t0 is forgotten at once.
+  const Hash128 key{1, 2};
+  {
+    auto info = node.store->AcquirePeerNamespace(ns(0));
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    const uint64_t id = (*info)->id;
+    auto data = testing::PatternBytes(7, (*info)->block_bytes);
+    ASSERT_TRUE(node.store->Put(id, key, Hash128{}, nullptr, data.data(), data.size()).ok());
+    EXPECT_EQ(held(), 1);
+    node.store->ReleasePeerNamespace(id);
+    node.store->ReleasePeerNamespace(id);  // unpaired: ignored
+    EXPECT_EQ(held(), 0);
+    EXPECT_FALSE(node.store->Namespace(id).ok());
+  }
+  RemoteOptions ro;
+  ro.endpoints = {node.endpoint()};
+  std::vector<wire::LookupEntry> e;
+  const std::vector<Hash128> keys{key};
+  {
+    auto a = std::move(RemoteTier::Create(ro)).value();
+    for (int i = 1; i <= 5; ++i) EXPECT_TRUE(a->Lookup(ns(i), keys, &e).ok());
+    EXPECT_EQ(held(), 5);
+    auto b = std::move(RemoteTier::Create(ro)).value();
+    EXPECT_TRUE(b->Lookup(ns(6), keys, &e).ok());  // over the total while a holds five
+    EXPECT_EQ(node.server->session_counters().namespace_limit.load(), 1u);
+  }  // both connections close
+  EXPECT_TRUE(WaitFor([&] { return held() == 0; })) << held();
+  auto c = std::move(RemoteTier::Create(ro)).value();
+  for (int i = 6; i <= 9; ++i) EXPECT_TRUE(c->Lookup(ns(i), keys, &e).ok());
+  ASSERT_TRUE(c->Lookup(ns(0), keys, &e).ok());
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_TRUE(e[0].present);  // t0's block outlived its forgotten namespace
+  EXPECT_EQ(node.server->session_counters().namespace_limit.load(), 1u);
+  EXPECT_EQ(held(), 5);
+  EXPECT_GE(nlohmann::json::parse(node.store->StatsJson())["store"]["namespaces_forgotten"], 6);
 }
 
 }  // namespace

@@ -190,9 +190,10 @@ TEST_F(SessionTest, PutWithBadChecksumIsRefusedAndNotStored) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].h.status, static_cast<uint8_t>(Code::kCorruption));
   BlockMeta m;
-  auto info = store_->OpenEncodedNamespace(enc_);
+  auto info = store_->AcquirePeerNamespace(enc_);
   ASSERT_TRUE(info.ok());
   EXPECT_FALSE(store_->PeekLocal((*info)->id, {21, 22}, &m));
+  store_->ReleasePeerNamespace((*info)->id);
   EXPECT_FALSE(session_->closing());  // a bad request, not a broken stream
 }
 

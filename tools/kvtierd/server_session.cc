@@ -31,6 +31,12 @@ ServerSession::~ServerSession() {
     if (o.pin) store_->UnpinLocal(*o.pin);
   }
   ReleaseBudget();
+  ForgetNamespaces();
+}
+
+void ServerSession::ForgetNamespaces() {
+  for (const auto& [encoding, id] : ns_cache_) store_->ReleasePeerNamespace(id);
+  ns_cache_.clear();
 }
 
 void ServerSession::SetTlsPeer(TlsPeer peer) { tls_ = std::move(peer); }
@@ -318,13 +324,13 @@ StatusOr<uint64_t> ServerSession::NamespaceOf(std::string_view encoding) {
     return Status::Busy("more than " + std::to_string(cfg_.max_namespaces_per_connection) +
                         " namespaces on one connection");
   }
-  auto opened = store_->OpenEncodedNamespace(encoding, cfg_.max_namespaces);
-  if (opened.status().code() == Code::kBusy) Add(counters_->namespace_limit);
-  KVT_ASSIGN_OR_RETURN(const NamespaceInfo* info, std::move(opened));
   if (cfg_.max_namespaces_per_connection == 0 && ns_cache_.size() >= kMaxCachedNamespaces) {
-    ns_cache_.clear();
+    ForgetNamespaces();  // no limit per connection: keep only the recent ones registered
   }
-  ns_cache_.emplace(std::move(key), info->id);
+  auto opened = store_->AcquirePeerNamespace(encoding, cfg_.max_namespaces);
+  if (opened.status().code() == Code::kBusy) Add(counters_->namespace_limit);
+  KVT_ASSIGN_OR_RETURN(NamespaceRef info, std::move(opened));
+  ns_cache_.emplace(std::move(key), info->id);  // released when the connection closes
   return info->id;
 }
 

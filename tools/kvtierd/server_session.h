@@ -128,6 +128,7 @@ class ServerSession {
   // or the session failed.
   bool Discard();
   void ReleaseBudget();
+  void ForgetNamespaces();
   // Checks what the header alone decides (direction, authentication state, handshake size);
   // false: the session failed and closes.
   bool CheckHeader(const wire::FrameHeader& h);
@@ -175,7 +176,9 @@ class ServerSession {
     uint64_t left = 0;
   };
   std::optional<Skip> skip_;
-  std::unordered_map<std::string, uint64_t> ns_cache_;  // encoding -> namespace id
+  // encoding -> namespace id: the namespaces this connection holds in the store (one
+  // AcquirePeerNamespace each, released by ForgetNamespaces and when the session ends).
+  std::unordered_map<std::string, uint64_t> ns_cache_;
 };
 
 // The store's stats JSON as Prometheus text: every numeric leaf becomes kvtier_<path> (booleans
