@@ -1,14 +1,15 @@
 // kvtier-wan-example: two clusters joined by a rate-limited link (WanLink: two network namespaces,
-// a veth pair, tbf). On the prefill side a kvtierd process serves a store, and a prefill node's
-// store writes a long prompt's KV through to it; on the decode side, across the link, a decode
-// node's store finds the prompt's prefix at the node and loads it. The load time is printed next to
+// a veth pair, tbf). On the prefill side an etcd and a kvtierd process run; kvtierd registers in
+// etcd under /kvtier/prefill, and a prefill node's store (remote = etcd://...) writes a long
+// prompt's KV through to it. On the decode side, across the link, a decode node's store finds the
+// node through etcd, finds the prompt's prefix there and loads it. The load time is printed next to
 // the time the model preset would take to recompute those tokens (kvtier-sim's prefill model:
 // GPU preset FLOP/s x MFU / (2 x active params) tokens/s).
 //
 //   kvtier-wan-example [--rate-mbit 5000] [--model deepseek-v3] [--kv-dtype bf16] [--gpu h100]
 //                      [--gpus 1] [--mfu 0.5] [--tokens 8192] [--block-tokens 64]
 //                      [--connections 4] [--batch-blocks 4] [--socket-buffer BYTES]
-//                      [--kvtierd PATH]
+//                      [--kvtierd PATH] [--etcd PATH]
 // Needs root (network namespaces); exits 77 with a message where they cannot be made.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "membership/etcd_client.h"
 #include "src/store.h"
 #include "tools/sim/model.h"
 #include "tools/wan/wan_link.h"
@@ -43,6 +45,7 @@ int Main(int argc, char** argv) {
   uint64_t tokens = 8192;
   double mfu = 0.5;
   std::string model = "deepseek-v3", dtype = "bf16", gpu = "h100", kvtierd = KVTIERD_PATH;
+  std::string etcd_bin = "/usr/bin/etcd";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return Fail("flag " + a + " needs a value (see the header of wan_example.cc)", 2);
@@ -59,6 +62,7 @@ int Main(int argc, char** argv) {
     else if (a == "--batch-blocks") batch = std::stoul(v);
     else if (a == "--socket-buffer") sockbuf = std::stoll(v);
     else if (a == "--kvtierd") kvtierd = v;
+    else if (a == "--etcd") etcd_bin = v;
     else return Fail("unknown flag " + a, 2);
   }
   auto dt = ParseKvDType(dtype);
@@ -93,25 +97,51 @@ int Main(int argc, char** argv) {
   const uint64_t slab = (block_bytes + 4095) / 4096 * 4096 * 4;
   const uint64_t pool = (blocks / 4 + 2) * slab;
   const std::string host_bytes = std::to_string(2 * pool + (64ull << 20));
-  // The prefill cluster's kvtierd, a real process in the server namespace.
+  // The prefill cluster's etcd (a real process in the server namespace; its log in the temporary
+  // directory), then its kvtierd, registered there under a lease.
+  if (::access(etcd_bin.c_str(), X_OK) != 0) {
+    return Fail("no etcd at " + etcd_bin + " (Debian: apt-get install etcd-server; or --etcd PATH)", 77);
+  }
+  const std::string server = WanLink::kServerAddr, etcd_url = "http://" + server + ":2379";
+  const std::string etcd_cmd =
+      "exec '" + etcd_bin + "' --name prefill --data-dir '" + dir + "/etcd' --listen-client-urls " +
+      etcd_url + " --advertise-client-urls " + etcd_url +
+      " --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls"
+      " http://127.0.0.1:2380 --initial-cluster prefill=http://127.0.0.1:2380 > '" + dir +
+      "/etcd.log' 2>&1";
+  auto etcd = NetnsProcess::Start((*link)->server_ns(), {"/bin/sh", "-c", etcd_cmd});
+  if (!etcd.ok()) return Fail(etcd.status().ToString());
+  {  // kvtierd fails to start while etcd does not answer: wait for it (30 s bound)
+    auto in = ScopedNetns::Enter((*link)->server_ns());
+    if (!in.ok()) return Fail(in.status().ToString());
+    etcd::EtcdClient c(etcd::Url{server, 2379}, std::chrono::milliseconds(500));
+    bool up = false;
+    for (int i = 0; i < 300 && !(up = c.RangePrefix("/").ok()); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!up) return Fail("etcd did not start (its log: " + dir + "/etcd.log)");
+  }
   auto node = NetnsProcess::Start(
       (*link)->server_ns(),
-      {kvtierd, "--listen", std::string(WanLink::kServerAddr) + ":7070", "--dir", dir + "/node",
-       "--auth-secret-file", secret_file, "--insecure-plaintext", "--host-bytes", host_bytes,
-       "--port-file", port_file});
+      {kvtierd, "--listen", server + ":7070", "--dir", dir + "/node", "--auth-secret-file",
+       secret_file, "--insecure-plaintext", "--host-bytes", host_bytes, "--port-file", port_file,
+       "--etcd", etcd_url, "--etcd-prefix", "/kvtier/prefill", "--advertise", server + ":7070"});
   if (!node.ok()) return Fail(node.status().ToString());
-  for (int i = 0; i < 1000 && ::access(port_file.c_str(), F_OK) != 0; ++i) {
+  // kvtierd registers in etcd before it writes its port file.
+  for (int i = 0; i < 3000 && ::access(port_file.c_str(), F_OK) != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // a child process: no counter to wait on
   }
-  if (::access(port_file.c_str(), F_OK) != 0) return Fail("kvtierd did not start");
-  const std::string endpoint = std::string(WanLink::kServerAddr) + ":7070";
+  if (::access(port_file.c_str(), F_OK) != 0) {
+    return Fail("kvtierd did not start and register in etcd (its log: " + dir + "/etcd.log)");
+  }
+  const std::string discovery = "etcd://" + server + ":2379/kvtier/prefill";
   auto open = [&](const std::string& sub, bool write) -> StatusOr<std::unique_ptr<Store>> {
     Options o;
+    KVT_RETURN_IF_ERROR(o.Set("remote", discovery));  // the nodes come from etcd
     o.dir = dir + "/" + sub;
     o.host_bytes = pool;
     o.host_slab_bytes = slab;
     o.host_mlock = std::getenv("KVT_EXAMPLE_NO_MLOCK") == nullptr;  // populated at open
-    o.remote = {endpoint};
     o.auth_secret = "two-clusters-example-secret";
     o.remote_write = write ? "write_through" : "off";
     o.remote_connections = conns;
@@ -184,8 +214,9 @@ int Main(int argc, char** argv) {
               static_cast<unsigned long long>(prefix * block_tokens), spec->name.c_str(),
               dtype.c_str(), static_cast<unsigned long long>(prefix),
               static_cast<unsigned long long>(block_bytes >> 10), bytes / (1 << 20));
-  std::printf("decode node: found %zu of %llu blocks at the node, %zu byte-exact after the load\n",
-              prefix, static_cast<unsigned long long>(blocks), exact);
+  std::printf("decode node: found the node through %s, %zu of %llu blocks there, %zu byte-exact "
+              "after the load\n",
+              discovery.c_str(), prefix, static_cast<unsigned long long>(blocks), exact);
   std::printf("load across the link: %.3f s (%.2f Gbit/s goodput, %.2fx the link)\n", load_s,
               bytes * 8 / load_s / 1e9, bytes * 8 / load_s / (rate * 1e6));
   std::printf("recompute on %ux %s at MFU %.2f (%.0f tokens/s): %.3f s\n", gpus, (*g)->name, mfu,
@@ -194,7 +225,8 @@ int Main(int argc, char** argv) {
               load_s < recompute_s ? recompute_s / load_s : load_s / recompute_s);
   decode->reset();
   in->reset();
-  node->reset();  // SIGTERM, reaped
+  node->reset();  // SIGTERM (kvtierd deletes its etcd key), reaped
+  etcd->reset();
   std::string rm = "rm -rf '" + dir + "'";
   (void)std::system(rm.c_str());
   return exact == prefix && prefix == blocks ? 0 : 1;
@@ -203,4 +235,10 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace kvt
 
-int main(int argc, char** argv) { return kvt::Main(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return kvt::Main(argc, argv);
+  } catch (const std::exception& e) {  // std::stoul and friends on a malformed flag value
+    return kvt::Fail(std::string("a flag's value is not a number (") + e.what() + ")", 2);
+  }
+}
