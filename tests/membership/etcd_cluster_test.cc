@@ -214,7 +214,9 @@ TEST(EtcdCluster, ANodeKilledWithSigkillLeavesWhenItsLeaseExpiresAndItsBlocksMis
   for (const Hash128& k : keys) EXPECT_TRUE(reader->Get(ns, k, got.data(), got.size()).IsNotFound());
   ASSERT_TRUE(reader->Lookup(ns, keys, &prefix, nullptr).ok());
   EXPECT_EQ(prefix, 0u);
-  // With no node left, puts stay local and succeed.
+  // With no node left, puts stay local and succeed. The writer follows etcd on its own watch:
+  // wait until it too has seen the node go (the reader's view says nothing about the writer's).
+  ASSERT_TRUE(WaitUntil([&] { return Members(writer.get(), "nodes") == 0; }));
   const auto more = PutPrompt(writer.get(), *writer->OpenNamespace(testing::SmallNamespace()),
                               Tokens(2 * 16, 99));
   EXPECT_EQ(more.size(), 2u);
