@@ -29,19 +29,9 @@
 
 #include "membership/etcd_client.h"
 #include "tests/common/test_dir.h"
+#include "tests/common/wait.h"
 
 namespace kvt::testing {
-
-// Waits until cond() holds; the limit only bounds a hang (a loaded machine may be slow).
-template <typename F>
-bool WaitUntil(F cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
 
 inline uint16_t FreeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

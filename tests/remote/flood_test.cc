@@ -8,6 +8,7 @@
 
 #include "io/wire_auth.h"
 #include "remote_test_util.h"
+#include "tests/common/wait.h"
 #include "tests/core/test_util.h"
 
 namespace kvt {
@@ -16,16 +17,6 @@ namespace {
 using testing::Node;
 
 constexpr char kSecret[] = "flood secret";
-
-template <typename Pred>
-bool WaitFor(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 // A raw connection that authenticates by hand, so the test can then send partial frames.
 struct RawAuthed {
@@ -125,7 +116,7 @@ TEST(RemoteFlood, IdleAndOversizedConnectionsDoNotLockOutAnAuthenticatedClient) 
   wire::EncodeHeader({static_cast<uint8_t>(wire::Op::kPut), 0, wire::kFlagEnd, 3, big}, hdr);
   ASSERT_TRUE(testing::WriteAll(holder.fd.get(), hdr, sizeof hdr));
   ASSERT_TRUE(testing::WriteAll(holder.fd.get(), junk.data(), big / 2));
-  ASSERT_TRUE(WaitFor([&] { return node.server->Metrics().find("buffered_request_bytes 3145728") !=
+  ASSERT_TRUE(testing::WaitUntil([&] { return node.server->Metrics().find("buffered_request_bytes 3145728") !=
                                    std::string::npos; }));
   second.out.Begin(hdr);
   second.out.Update(junk);
@@ -149,7 +140,7 @@ TEST(RemoteFlood, IdleAndOversizedConnectionsDoNotLockOutAnAuthenticatedClient) 
   // Oversized requests before HELLO were refused from their headers (those not evicted first).
   EXPECT_GT(node.server->session_counters().protocol_errors.load(), 0u);
   // The silent ones that were not evicted hit the handshake deadline.
-  EXPECT_TRUE(WaitFor([&] { return c.handshake_timeouts.load() > 0; }));
+  EXPECT_TRUE(testing::WaitUntil([&] { return c.handshake_timeouts.load() > 0; }));
   EXPECT_NE(node.server->Metrics().find("kvtierd_connections_unauthenticated_evicted"),
             std::string::npos);
 }
@@ -217,7 +208,7 @@ TEST(RemoteFlood, NamespacesNobodyUsesAreForgottenAndTheirBlocksStay) {
     EXPECT_TRUE(b->Lookup(ns(6), keys, &e).ok());  // over the total while a holds five
     EXPECT_EQ(node.server->session_counters().namespace_limit.load(), 1u);
   }  // both connections close
-  EXPECT_TRUE(WaitFor([&] { return held() == 0; })) << held();
+  EXPECT_TRUE(testing::WaitUntil([&] { return held() == 0; })) << held();
   auto c = std::move(RemoteTier::Create(ro)).value();
   for (int i = 6; i <= 9; ++i) EXPECT_TRUE(c->Lookup(ns(i), keys, &e).ok());
   ASSERT_TRUE(c->Lookup(ns(0), keys, &e).ok());

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "remote_test_util.h"
+#include "tests/common/wait.h"
 #include "tests/core/test_util.h"
 
 namespace kvt {
@@ -39,17 +40,6 @@ std::vector<Hash128> PutPrompt(Store* s, uint64_t ns, const std::vector<int32_t>
     EXPECT_TRUE(st.ok()) << st.ToString();
   }
   return keys;
-}
-
-// Waits until cond() holds; the limit only bounds a hang (a loaded machine may be slow).
-template <typename F>
-bool WaitFor(F cond, std::chrono::seconds limit = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
 }
 
 uint64_t StatOf(Store* s, const char* section, const char* name) {
@@ -225,7 +215,7 @@ TEST(RemoteLoopback, ServerGoneMidGetIsAMissAndTheClientRecovers) {
   auto a = testing::MustOpen(StoreOptions(a_dir.path(), node.endpoint()));
   PutPrompt(a.get(), *a->OpenNamespace(testing::SmallNamespace()), toks);
   // Misses until the failed-connect back-off ends, then a hit.
-  ASSERT_TRUE(WaitFor([&] { return b->Get(ns, keys[0], dst.data(), dst.size()).ok(); }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return b->Get(ns, keys[0], dst.data(), dst.size()).ok(); }));
   EXPECT_EQ(dst, testing::PatternBytes(keys[0].lo, bytes));
 }
 
@@ -333,11 +323,11 @@ TEST(RemoteLoopback, RealServerStoppedDuringGetsThenRestarted) {
     stop = true;
     reader.join();
   };
-  if (!WaitFor([&] { return oks.load() >= 2; })) joined();
+  if (!testing::WaitUntil([&] { return oks.load() >= 2; })) joined();
   ASSERT_GE(oks.load(), 2) << "the reader never got through";
   const uint16_t port = node->server->port();
   node->server->Stop();  // connections cut wherever they are
-  if (!WaitFor([&] { return errors.load() >= 1; })) joined();
+  if (!testing::WaitUntil([&] { return errors.load() >= 1; })) joined();
   ASSERT_GE(errors.load(), 1) << "the reader never saw the node go";
   ServerOptions so;
   so.listen = "127.0.0.1:" + std::to_string(port);
@@ -345,7 +335,7 @@ TEST(RemoteLoopback, RealServerStoppedDuringGetsThenRestarted) {
   if (!again.ok()) joined();
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   const int before = oks.load();
-  const bool recovered = WaitFor([&] { return oks.load() > before; });
+  const bool recovered = testing::WaitUntil([&] { return oks.load() > before; });
   joined();
   EXPECT_TRUE(recovered) << "the reader did not get through the restarted node";
   EXPECT_EQ(wrong.load(), 0);
