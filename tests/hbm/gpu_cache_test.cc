@@ -11,14 +11,14 @@
 namespace kvt {
 namespace {
 
-constexpr int32_t kLayers = 3, kHeads = 3, kDim = 64, kTokens = 8, kBlocks = 6;
+constexpr int32_t kCacheLayers = 3, kHeads = 3, kDim = 64, kTokens = 8, kBlocks = 6;
 
 // One layer's K and V, each [kBlocks] pages of kTokens x kHeads x kDim fp16.
 struct Engine {
   std::vector<std::vector<uint16_t>> k, v;
   std::vector<void*> kp, vp;
   Engine(uint64_t seed) {
-    for (int32_t l = 0; l < kLayers; ++l) {
+    for (int32_t l = 0; l < kCacheLayers; ++l) {
       const size_t n = size_t(kBlocks) * kTokens * kHeads * kDim;
       auto kb = testing::PatternBytes(seed * 10 + l, n * 2), vb = testing::PatternBytes(seed * 10 + l + 5, n * 2);
       k.emplace_back(n);
@@ -26,7 +26,7 @@ struct Engine {
       std::memcpy(k.back().data(), kb.data(), n * 2);
       std::memcpy(v.back().data(), vb.data(), n * 2);
     }
-    for (int32_t l = 0; l < kLayers; ++l) {
+    for (int32_t l = 0; l < kCacheLayers; ++l) {
       kp.push_back(k[l].data());
       vp.push_back(v[l].data());
     }
@@ -54,7 +54,7 @@ class GpuCacheTest : public ::testing::Test {
     NamespaceDesc d;
     d.model = "m@1";
     d.kv_dtype = "bf16";
-    d.layers = kLayers;
+    d.layers = kCacheLayers;
     d.kv_heads = kHeads;
     d.head_dim = kDim;
     d.block_tokens = kTokens;
@@ -62,7 +62,7 @@ class GpuCacheTest : public ::testing::Test {
   }
   std::unique_ptr<GpuCache> Register(Engine& e, bool hnd) {
     GpuCache::Desc g;
-    g.layers = kLayers;
+    g.layers = kCacheLayers;
     g.k_layers = e.kp.data();
     g.v_layers = e.vp.data();
     g.num_blocks = kBlocks;
@@ -105,7 +105,7 @@ TEST_F(GpuCacheTest, SaveFromNhdLoadIntoHndExactFromEveryTier) {
 
   Engine untouched(2);
   ASSERT_TRUE(b->Load(keys, to, nullptr, nullptr).ok());
-  for (int32_t l = 0; l < kLayers; ++l) {
+  for (int32_t l = 0; l < kCacheLayers; ++l) {
     for (int is_v = 0; is_v < 2; ++is_v) {
       for (int32_t blk = 0; blk < kBlocks; ++blk) {
         const auto it = std::find(to.begin(), to.end(), blk);
@@ -138,15 +138,15 @@ TEST_F(GpuCacheTest, RejectsBadInputAndMissingKeysLeavingTheCacheUnchanged) {
                   .ok());
   Engine before(3);
   EXPECT_TRUE(c->Load(keys, std::vector<int32_t>{4, 5}, nullptr, nullptr).IsNotFound());
-  for (int32_t l = 0; l < kLayers; ++l) EXPECT_EQ(e.k[l], before.k[l]);  // nothing copied
+  for (int32_t l = 0; l < kCacheLayers; ++l) EXPECT_EQ(e.k[l], before.k[l]);  // nothing copied
   GpuCache::Desc g;
-  g.layers = kLayers + 1;
+  g.layers = kCacheLayers + 1;
   g.k_layers = e.kp.data();
   g.v_layers = e.vp.data();
   g.num_blocks = kBlocks;
   g.host_memory = true;
   EXPECT_EQ(GpuCache::Register(store_.get(), ns_, g).status().code(), Code::kInvalidArgument);
-  g.layers = kLayers;
+  g.layers = kCacheLayers;
   g.host_memory = false;  // device memory: needs a GPU
   auto dev = GpuCache::Register(store_.get(), ns_, g);
   if (store_->Device()->emulated()) {

@@ -32,13 +32,13 @@ using testing::FillBlock;
 using testing::KeyOf;
 using testing::MetaOf;
 
-constexpr uint64_t kNs = 7;
+constexpr uint64_t kBatchNs = 7;
 constexpr int kThreads = 2;
 constexpr int kBatch = 16;
 constexpr int kMaxBatches = 20;  // per thread and cycle; then the child waits to be killed
 
 // Block i's size: an unaligned one, a 64 KiB one, and one in between.
-uint32_t SizeOf(uint64_t i) {
+uint32_t BatchBlockSize(uint64_t i) {
   static constexpr uint32_t kSizes[] = {6000, 64 << 10, 20000};
   return kSizes[i % 3];
 }
@@ -73,8 +73,8 @@ uint64_t Counter(const NvmeTier& t, std::string_view name) {
         std::vector<NvmeWriteItem> items(kBatch);
         for (int k = 0; k < kBatch; ++k) {
           uint64_t i = KeyIndex(cycle, th, b, k);
-          FillBlock(kNs, i, 0, slots[k].data(), SizeOf(i));
-          items[k].meta = MetaOf(kNs, i, SizeOf(i), slots[k].data());
+          FillBlock(kBatchNs, i, 0, slots[k].data(), BatchBlockSize(i));
+          items[k].meta = MetaOf(kBatchNs, i, BatchBlockSize(i), slots[k].data());
           items[k].payload = slots[k].data();
         }
         if (!(*t)->WriteBatch(items).ok()) ::_exit(4);
@@ -160,10 +160,10 @@ void RunCycles(bool lose_wal_tail) {
       std::vector<NvmeReadItem> items(n);
       for (size_t k = 0; k < n; ++k) {
         dst.push_back(testing::Slot(64 << 10));
-        items[k].ns = kNs;
+        items[k].ns = kBatchNs;
         items[k].key = KeyOf(keys[at + k]);
         items[k].dst = dst.back().data();
-        items[k].dst_bytes = SizeOf(keys[at + k]);  // exact size: the tail path too
+        items[k].dst_bytes = BatchBlockSize(keys[at + k]);  // exact size: the tail path too
       }
       size_t got = (*t)->ReadBatch(items);
       for (size_t k = 0; k < n; ++k) {
@@ -173,8 +173,8 @@ void RunCycles(bool lose_wal_tail) {
       ASSERT_EQ(got, n);
       for (size_t k = 0; k < n; ++k) {
         uint64_t i = keys[at + k];
-        FillBlock(kNs, i, 0, want.data(), SizeOf(i));
-        ASSERT_EQ(0, std::memcmp(dst[k].data(), want.data(), SizeOf(i)))
+        FillBlock(kBatchNs, i, 0, want.data(), BatchBlockSize(i));
+        ASSERT_EQ(0, std::memcmp(dst[k].data(), want.data(), BatchBlockSize(i)))
             << "cycle " << cycle << ": flushed block " << i << " differs";
       }
     }
@@ -188,11 +188,11 @@ void RunCycles(bool lose_wal_tail) {
     for (const NvmeEntry& e : all) {
       uint64_t i = e.key.hi ^ 0xabcdef;
       ASSERT_TRUE(KeyOf(i) == e.key);
-      Status s = (*t)->Read(kNs, e.key, dst.data(), 64 << 10, nullptr);
+      Status s = (*t)->Read(kBatchNs, e.key, dst.data(), 64 << 10, nullptr);
       ASSERT_TRUE(s.ok() || s.IsNotFound()) << s.ToString();
       if (!s.ok()) continue;
-      FillBlock(kNs, i, 0, want.data(), SizeOf(i));
-      ASSERT_EQ(0, std::memcmp(dst.data(), want.data(), SizeOf(i))) << "block " << i;
+      FillBlock(kBatchNs, i, 0, want.data(), BatchBlockSize(i));
+      ASSERT_EQ(0, std::memcmp(dst.data(), want.data(), BatchBlockSize(i))) << "block " << i;
     }
   }
   EXPECT_GT(flushed.size(), 0u);

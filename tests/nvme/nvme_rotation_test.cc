@@ -27,14 +27,14 @@ using testing::MetaOf;
 using testing::SmallOptions;
 using testing::TestDir;
 
-constexpr uint64_t kNs = 0x77;
+constexpr uint64_t kRotationNs = 0x77;
 constexpr uint32_t kBytes = 28 << 10;  // 32 KiB records: 7 per 256 KiB segment
 
 void WriteBlocks(NvmeTier* t, uint64_t first, uint64_t n) {
   auto slot = testing::Slot(kBytes);
   for (uint64_t i = first; i < first + n; ++i) {
-    FillBlock(kNs, i, 0, slot.data(), kBytes);
-    Status s = t->Write(MetaOf(kNs, i, kBytes, slot.data()), slot.data());
+    FillBlock(kRotationNs, i, 0, slot.data(), kBytes);
+    Status s = t->Write(MetaOf(kRotationNs, i, kBytes, slot.data()), slot.data());
     ASSERT_TRUE(s.ok()) << "block " << i << ": " << s.ToString();
   }
 }
@@ -43,8 +43,8 @@ void WriteBlocks(NvmeTier* t, uint64_t first, uint64_t n) {
 Status ReadBlock(NvmeTier* t, uint64_t i) {
   auto dst = testing::Slot(kBytes);
   auto want = testing::Slot(kBytes);
-  FillBlock(kNs, i, 0, want.data(), kBytes);
-  KVT_RETURN_IF_ERROR(t->Read(kNs, KeyOf(i), dst.data(), kBytes, nullptr));
+  FillBlock(kRotationNs, i, 0, want.data(), kBytes);
+  KVT_RETURN_IF_ERROR(t->Read(kRotationNs, KeyOf(i), dst.data(), kBytes, nullptr));
   if (std::memcmp(dst.data(), want.data(), kBytes) != 0) return Status::Internal("wrong bytes");
   return Status::Ok();
 }
@@ -142,7 +142,7 @@ TEST(NvmeRotationTest, LostReclaimHeaderAndDeletesLeaveStaleEntriesNotCorruption
   NvmeStats s = (*t)->Stats();
   EXPECT_EQ(s.checksum_failures, 0u);
   EXPECT_EQ(s.stale_swept - swept, 3u);
-  for (uint64_t i = 0; i < 3; ++i) EXPECT_FALSE((*t)->Lookup(kNs, KeyOf(i), nullptr)) << i;
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_FALSE((*t)->Lookup(kRotationNs, KeyOf(i), nullptr)) << i;
   // New generations stay above every generation seen: new writes read back.
   WriteBlocks(t->get(), 100, 20);
   for (uint64_t i = 113; i < 120; ++i) EXPECT_TRUE(ReadBlock(t->get(), i).ok()) << i;

@@ -16,7 +16,7 @@ namespace {
 
 using testing::Node;
 
-constexpr char kSecret[] = "flood secret";
+constexpr char kFloodSecret[] = "flood secret";
 
 // A raw connection that authenticates by hand, so the test can then send partial frames.
 struct RawAuthed {
@@ -39,7 +39,7 @@ struct RawAuthed {
       return;
     }
     wire::AuthMessage am;
-    am.mac = wire::AuthMac(kSecret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce);
+    am.mac = wire::AuthMac(kFloodSecret, wire::AuthRole::kClient, hr.server_nonce, hello.client_nonce);
     f.clear();
     wire::AppendFrame({static_cast<uint8_t>(wire::Op::kAuth), 0, wire::kFlagEnd, 2, 0},
                       wire::EncodeAuth(am), &f);
@@ -47,7 +47,7 @@ struct RawAuthed {
         !testing::ReadFrame(fd.get(), &h, &body) || h.status != 0) {
       return;
     }
-    const auto keys = wire::DeriveSessionKeys(kSecret, hr.server_nonce, hello.client_nonce);
+    const auto keys = wire::DeriveSessionKeys(kFloodSecret, hr.server_nonce, hello.client_nonce);
     out = wire::FrameMac(keys.client_to_server);
     in = wire::FrameMac(keys.server_to_client);
     ok = true;
@@ -56,14 +56,14 @@ struct RawAuthed {
 
 TEST(RemoteFlood, IdleAndOversizedConnectionsDoNotLockOutAnAuthenticatedClient) {
   ServerOptions so;
-  so.auth_secret = kSecret;
+  so.auth_secret = kFloodSecret;
   so.max_unauth_connections = 16;
   so.max_buffered_bytes = 4u << 20;
   so.handshake_timeout = std::chrono::milliseconds(2000);
   Node node(so);
   ASSERT_TRUE(node.server);
   testing::TestDir w_dir;
-  auto writer = testing::MustOpen(testing::StoreOptions(w_dir.path(), node.endpoint(), kSecret));
+  auto writer = testing::MustOpen(testing::StoreOptions(w_dir.path(), node.endpoint(), kFloodSecret));
   ASSERT_TRUE(writer);
   const uint64_t ns = *writer->OpenNamespace(testing::SmallNamespace());
   std::vector<int32_t> toks(4 * 16);
@@ -80,7 +80,7 @@ TEST(RemoteFlood, IdleAndOversizedConnectionsDoNotLockOutAnAuthenticatedClient) 
   const std::string enc = EncodeNamespace(testing::SmallNamespace());
   RemoteOptions ro;
   ro.endpoints = {node.endpoint()};
-  ro.secret = kSecret;
+  ro.secret = kFloodSecret;
   ro.timeouts.connect = ro.timeouts.io = std::chrono::milliseconds(1000);  // "within a second"
   auto pooled = std::move(RemoteTier::Create(ro)).value();
   ASSERT_TRUE(pooled->Probe().ok());  // an authenticated connection in the pool before the flood

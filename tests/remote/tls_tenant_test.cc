@@ -13,15 +13,15 @@ namespace {
 
 using testing::Node;
 
-constexpr char kTenants[] = R"({"credentials": [
+constexpr char kTlsTenants[] = R"({"credentials": [
   {"id": "team-a", "subject": "CN=client-a,O=kvtier", "tenants": ["tenant-a"],
    "rights": ["read", "write"]},
   {"id": "team-b", "cn": "client-b", "tenants": ["tenant-b"], "rights": ["read", "write", "drop"]},
   {"id": "team-s", "secret": "secret-s", "tenants": ["tenant-a"], "rights": ["read"]}
 ]})";
 
-struct Fixture {
-  explicit Fixture(const char* tenants = kTenants)
+struct TlsTenantFixture {
+  explicit TlsTenantFixture(const char* tenants = kTlsTenants)
       : ok(testing::HaveOpenssl() &&
            testing::MakeCerts(certs.path(), {{"node", "ca", ""},
                                              {"client-a", "ca", "/O=kvtier/CN=client-a"},
@@ -71,7 +71,7 @@ std::vector<wire::BlockInfo> PutBlocks(RemoteTier* rt, const std::string& enc) {
 }
 
 TEST(TlsTenants, CertificateSubjectIsTheCredential) {
-  Fixture fx;
+  TlsTenantFixture fx;
   if (!fx.ok) GTEST_SKIP() << "openssl command line not available (or failed): no certificates";
   ASSERT_TRUE(fx.node->server);
   const std::string enc_a = EncodeNamespace(testing::SmallNamespace("tenant-a"));
@@ -123,7 +123,7 @@ TEST(TlsTenants, CertificateSubjectIsTheCredential) {
 }
 
 TEST(TlsTenants, UnknownSubjectIsRefused) {
-  Fixture fx;
+  TlsTenantFixture fx;
   if (!fx.ok) GTEST_SKIP() << "openssl command line not available (or failed): no certificates";
   ASSERT_TRUE(fx.node->server);
   // "stranger" chains to the CA (the TLS handshake succeeds) but no credential names it, and it
@@ -135,7 +135,7 @@ TEST(TlsTenants, UnknownSubjectIsRefused) {
   auto rt = std::move(RemoteTier::Create(fx.As("stranger"))).value();
   EXPECT_EQ(rt->Probe().code(), Code::kPermissionDenied);
   // The node with cert-only credentials refuses it at HELLO, before any request.
-  Fixture only(R"({"credentials": [{"id": "team-a", "cn": "client-a", "tenants": ["tenant-a"],
+  TlsTenantFixture only(R"({"credentials": [{"id": "team-a", "cn": "client-a", "tenants": ["tenant-a"],
                                     "rights": ["read"]}]})");
   ASSERT_TRUE(only.node->server);
   auto d = RemoteConn::Connect(only.node->endpoint(), "", RemoteTimeouts{}, "",
@@ -148,7 +148,7 @@ TEST(TlsTenants, UnknownSubjectIsRefused) {
 }
 
 TEST(TlsTenants, SecretCredentialWorksInsideTls) {
-  Fixture fx;
+  TlsTenantFixture fx;
   if (!fx.ok) GTEST_SKIP() << "openssl command line not available (or failed): no certificates";
   ASSERT_TRUE(fx.node->server);
   const std::string enc_a = EncodeNamespace(testing::SmallNamespace("tenant-a"));

@@ -17,13 +17,13 @@
 namespace kvt::sim {
 namespace {
 
-std::string SourceTrace() {
+std::string ValidateTrace() {
   return std::string(KVT_SOURCE_DIR) + "/data/traces/conversation_trace.jsonl";
 }
 
 const Trace& RealTrace() {
   static const Trace* t = [] {
-    auto r = LoadMooncakeJsonl(SourceTrace(), LoadOptions{}, nullptr);
+    auto r = LoadMooncakeJsonl(ValidateTrace(), LoadOptions{}, nullptr);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return new Trace(r.ok() ? std::move(r).value() : Trace());
   }();
@@ -182,7 +182,7 @@ TEST(Validate, RefusesWhatItCannotCompare) {
 }
 
 TEST(Validate, CommandLineDefaultAgreesAndPrintsJson) {
-  auto o = ParseArgs({"--trace", SourceTrace(), "--validate", "--validate-requests", "100",
+  auto o = ParseArgs({"--trace", ValidateTrace(), "--validate", "--validate-requests", "100",
                       "--validate-block-bytes", "4KiB", "--json", "--no-progress"});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   std::ostringstream out, err;
