@@ -379,6 +379,10 @@ void ServerSession::ContinueGet() {
     PinnedBlock b;
     if (store_->PinLocal(g.ns, g.keys[i], &b)) {
       head.present = true;
+      if (g.encoding != wire::Encoding::kRaw && !spare_.empty()) {
+        item.encoded = std::move(spare_.back());
+        spare_.pop_back();
+      }
       head.info = ToBlockInfo(b.meta);
       const wire::Encoding used =
           EncodePayload(g.encoding, g.geometry, b.data, b.meta.payload_bytes, &item.encoded,
@@ -516,6 +520,7 @@ void ServerSession::Advance(size_t n) {
     n -= take;
     if (o.sent == o.size()) {
       if (o.pin) store_->UnpinLocal(*o.pin);
+      if (o.encoded.capacity() > 0 && spare_.size() < 4) spare_.push_back(std::move(o.encoded));
       out_.pop_front();
       Add(counters_->frames_out);
     }

@@ -191,6 +191,9 @@ class ServerSession {
   std::unordered_map<uint64_t, Geometry> ns_geometry_;  // of the namespaces in ns_cache_
   uint8_t codecs_ = 0;              // negotiated at HELLO
   std::vector<uint8_t> decoded_;    // an encoded put's payload, decoded (one block at a time)
+  // Buffers of encoded payloads already sent, for the next ones: a fresh block-sized buffer per
+  // block would page-fault its way through every payload (a few, so memory stays bounded).
+  std::vector<std::vector<uint8_t>> spare_;
 };
 
 // The store's stats JSON as Prometheus text: every numeric leaf becomes kvtier_<path> (booleans
