@@ -442,7 +442,10 @@ Status ServerSession::HandlePut(const wire::FrameHeader& h, std::span<const uint
                                       &counters_->codec));
     payload = decoded_.data();
   }
-  KVT_RETURN_IF_ERROR(store_->PutFromPeer(ToBlockMeta(ns, req.info), payload));
+  Status stored = store_->PutFromPeer(ToBlockMeta(ns, req.info), payload);
+  // Not kept across puts when large: idle connections must not each hold a block's worth.
+  if (decoded_.capacity() > (4u << 20)) std::vector<uint8_t>().swap(decoded_);
+  KVT_RETURN_IF_ERROR(stored);
   Add(counters_->blocks_received);
   Send(Resp(wire::Op::kPut), h.request_id, {});
   return Status::Ok();
@@ -525,6 +528,8 @@ void ServerSession::Advance(size_t n) {
       Add(counters_->frames_out);
     }
   }
+  // Spare encode buffers live only while a get streams (bounded by the output high-water mark).
+  if (!get_ && out_.empty()) spare_.clear();
   Pump();
 }
 

@@ -192,7 +192,8 @@ class ServerSession {
   uint8_t codecs_ = 0;              // negotiated at HELLO
   std::vector<uint8_t> decoded_;    // an encoded put's payload, decoded (one block at a time)
   // Buffers of encoded payloads already sent, for the next ones: a fresh block-sized buffer per
-  // block would page-fault its way through every payload (a few, so memory stays bounded).
+  // block would page-fault its way through every payload. At most 4, freed when the output
+  // drains with no get streaming.
   std::vector<std::vector<uint8_t>> spare_;
 };
 
