@@ -89,6 +89,27 @@ int main(int argc, char** argv) {
   session("drop_then_get", 0x10, Cat({h, puts[0], drop, get}));
   session("byte_by_byte", 0x00 | (0 << 1), Cat({h, puts[1], get}));
   session("stats_only", 0x22, Cat({h, stats, stats}));
+  {
+    // A hello offering zstd, zstd-encoded puts of KV-like blocks, and a get the node encodes.
+    HelloRequest offer = hello;
+    offer.codecs = kCodecZstd;
+    Geometry g = *ValidateNamespace(d);
+    WireCodecCounters c;
+    std::vector<uint8_t> stream = F(Op::kHello, 1, EncodeHello(offer));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto kv = KvLikeBytes(i, g.BlockBytes());
+      std::vector<uint8_t> wire;
+      uint64_t sum = Checksum64(kv.data(), kv.size());
+      const Encoding e = EncodePayload(Encoding::kZstd, g, kv.data(), kv.size(), &wire, &sum, &c);
+      if (e == Encoding::kRaw) wire = kv;
+      BlockInfo info{keys[i], i ? keys[i - 1] : Hash128{}, {9, 9}, sum,
+                     static_cast<uint32_t>(kv.size()), false, static_cast<uint8_t>(e)};
+      auto body = EncodePutHead(ns, info);
+      body.insert(body.end(), wire.begin(), wire.end());
+      stream = Cat({stream, F(Op::kPut, 30 + i, body)});
+    }
+    session("compressed_put_get", 0, Cat({stream, get}));
+  }
 
   // Decoder seeds: single frames and runs of them, requests and responses.
   const std::string f = dir + "/corpus/frame_decoder/";
