@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 
 #include "base/units.h"
+#include "kernels/kv_sample.h"
 #include "tools/kvtierd/server.h"
 
 namespace kvt {
@@ -78,10 +79,14 @@ StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& dir, uint64_t host
       o.tls_ca = sec->tls_ca;
       o.tls_cert = sec->tls_client_cert;
       o.tls_key = sec->tls_client_key;
+      KVT_RETURN_IF_ERROR(o.Set("remote_compression", sec->compression));
     }
   }
   return Store::Open(o);
 }
+
+Status MeasureFetch(const LoopbackBenchOptions& o, const std::string& ep, uint64_t host,
+                    const NamespaceDesc& d, const std::vector<Hash128>& keys, LoopbackFigures* out);
 
 }  // namespace
 
@@ -126,8 +131,10 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   std::filesystem::remove_all(o.dir, fec);
   const uint64_t host = f.bytes + (128ull << 20);
   KVT_ASSIGN_OR_RETURN(auto server_store, OpenStore(o.dir + "/server", host, ""));
+  KVT_ASSIGN_OR_RETURN(const uint8_t codecs, ParseWireCompression(o.compression));
   ServerOptions so;
   so.threads = o.server_threads;
+  so.codecs = codecs;
   so.auth_secret = o.auth_secret;
   if (!o.tls_ca.empty()) {
     so.tls_cert = o.tls_node_cert;
@@ -137,13 +144,18 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   KVT_ASSIGN_OR_RETURN(auto server, Server::Start(server_store.get(), so));
   const std::string ep = "127.0.0.1:" + std::to_string(server->port());
 
-  const NamespaceDesc d = NetBenchNamespace(o.block_bytes, "loopback-bench");
+  NamespaceDesc d = NetBenchNamespace(o.block_bytes, "loopback-bench");
+  if (codecs & wire::kCodecFp8) d.flags |= kNsLossyOk;
   const std::string enc = EncodeNamespace(d);
   KeyHasher hasher;
   std::vector<Hash128> keys(f.blocks);
   std::vector<wire::BlockInfo> infos(f.blocks);
   std::vector<uint8_t> payload(f.block_bytes);
-  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 131 + 7);
+  if (codecs != 0) {
+    FillKvLike(payload.data(), payload.size(), 42);
+  } else {
+    for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 131 + 7);
+  }
   const uint64_t checksum = Checksum64(payload.data(), payload.size());
   Hash128 parent = hasher.RootKey(d);
   for (uint64_t i = 0; i < f.blocks; ++i) {
@@ -156,6 +168,7 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   RemoteOptions ro;
   ro.endpoints = {ep};
   ro.secret = o.auth_secret;
+  ro.codecs = codecs;
   if (!o.tls_ca.empty()) ro.tls = {o.tls_client_cert, o.tls_client_key, o.tls_ca};
   KVT_ASSIGN_OR_RETURN(auto remote, RemoteTier::Create(ro));
   // Steady state: a first, untimed round of puts makes the server's host slabs; dropped again.
@@ -181,28 +194,21 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   };
   KVT_RETURN_IF_ERROR(remote->Get(enc, keys, sink));  // untimed: the connection's buffers grow
   got = 0;
+  const WireCodecCounters& enc_c = server->session_counters().codec;
+  const WireCodecCounters& dec_c = remote->counters().codec;
+  const uint64_t out0 = enc_c.encode_bytes_out.load(), ens0 = enc_c.encode_ns.load();
+  const uint64_t dns0 = dec_c.decode_ns.load();
   t0 = Clock::now();
   KVT_RETURN_IF_ERROR(remote->Get(enc, keys, sink));
   f.get_s = Seconds(t0, Clock::now());
   f.get_gib_s = GiBs(f.bytes, f.get_s);
   KVT_RETURN_IF_ERROR(bad);
   if (got != f.blocks) return Status::Internal("bench get: " + std::to_string(got) + " blocks arrived");
-
-  KVT_ASSIGN_OR_RETURN(auto client, OpenStore(o.dir + "/client", host, ep, &o));
-  KVT_ASSIGN_OR_RETURN(uint64_t ns, client->OpenNamespace(d));
-  {  // untimed round: the client's host slabs come into being
-    KVT_ASSIGN_OR_RETURN(auto warm, client->Prefetch(ns, keys, Tier::kHost));
-    KVT_RETURN_IF_ERROR(warm->Wait(-1).WithContext("bench fetch (warm-up)"));
-  }
-  KVT_RETURN_IF_ERROR(client->DropNamespace(ns));
-  t0 = Clock::now();
-  KVT_ASSIGN_OR_RETURN(auto ticket, client->Prefetch(ns, keys, Tier::kHost));
-  // The prefetch pipeline completes the ticket on its worker: the fetch ends when the wait does.
-  KVT_RETURN_IF_ERROR(ticket->Wait(-1).WithContext("bench fetch"));
-  f.fetch_s = Seconds(t0, Clock::now());
-  f.fetch_gib_s = GiBs(f.bytes, f.fetch_s);
-  ticket.reset();
-  client.reset();
+  f.get_wire_bytes = codecs != 0 ? enc_c.encode_bytes_out.load() - out0 : f.bytes;
+  f.get_encode_s = (enc_c.encode_ns.load() - ens0) / 1e9;
+  f.get_decode_s = (dec_c.decode_ns.load() - dns0) / 1e9;
+  if (o.fetch) KVT_RETURN_IF_ERROR(MeasureFetch(o, ep, host, d, keys, &f));
+  remote.reset();
   server->Stop();
   server.reset();
   server_store.reset();
@@ -210,4 +216,27 @@ StatusOr<LoopbackFigures> RunLoopbackBench(const LoopbackBenchOptions& o) {
   return f;
 }
 
+namespace {
+
+// The store path: a client Store's prefetch of every block into its host tier.
+Status MeasureFetch(const LoopbackBenchOptions& o, const std::string& ep, uint64_t host,
+                    const NamespaceDesc& d, const std::vector<Hash128>& keys, LoopbackFigures* out) {
+  LoopbackFigures& f = *out;
+  KVT_ASSIGN_OR_RETURN(auto client, OpenStore(o.dir + "/client", host, ep, &o));
+  KVT_ASSIGN_OR_RETURN(uint64_t ns, client->OpenNamespace(d));
+  {  // untimed round: the client's host slabs come into being
+    KVT_ASSIGN_OR_RETURN(auto warm, client->Prefetch(ns, keys, Tier::kHost));
+    KVT_RETURN_IF_ERROR(warm->Wait(-1).WithContext("bench fetch (warm-up)"));
+  }
+  KVT_RETURN_IF_ERROR(client->DropNamespace(ns));
+  const auto t0 = Clock::now();
+  KVT_ASSIGN_OR_RETURN(auto ticket, client->Prefetch(ns, keys, Tier::kHost));
+  // The prefetch pipeline completes the ticket on its worker: the fetch ends when the wait does.
+  KVT_RETURN_IF_ERROR(ticket->Wait(-1).WithContext("bench fetch"));
+  f.fetch_s = Seconds(t0, Clock::now());
+  f.fetch_gib_s = GiBs(f.bytes, f.fetch_s);
+  return Status::Ok();
+}
+
+}  // namespace
 }  // namespace kvt

@@ -6,6 +6,7 @@
 // same round: the first of this round's tests to run makes the calls, the others read their
 // figures. At the smallest size, two latency rows: a get's p99 unloaded and under a connection
 // flood (bench/flood_bench.h), as 1/p99 so that their ratio is unloaded p99 / flooded p99.
+#include <cstdio>
 #include <optional>
 
 #include "bench/bench.h"
@@ -16,13 +17,14 @@ namespace kvt::bench {
 namespace {
 
 struct NetRound {
-  LoopbackFigures plain, tls;
+  LoopbackFigures plain, tls, zstd, fp8;
 };
 
 class NetFixture final : public Fixture {
  public:
   LoopbackBenchOptions opts;  // plaintext
   std::optional<LoopbackBenchOptions> tls_opts;
+  LoopbackBenchOptions zstd_opts, fp8_opts;  // plaintext with on-wire compression
   std::vector<NetRound> rounds;  // rounds[n]: the figures of round n
 
   // The figures of the n-th run of a test: round n's, measured now if no test ran in it yet.
@@ -33,6 +35,8 @@ class NetFixture final : public Fixture {
     if (tls_opts) {
       KVT_ASSIGN_OR_RETURN(r.tls, RunLoopbackBench(*tls_opts));
     }
+    KVT_ASSIGN_OR_RETURN(r.zstd, RunLoopbackBench(zstd_opts));
+    KVT_ASSIGN_OR_RETURN(r.fp8, RunLoopbackBench(fp8_opts));
     rounds.push_back(r);
     return r;
   }
@@ -49,6 +53,20 @@ class FloodFixture final : public Fixture {
     return f;
   }
 };
+
+// What compression saved and cost in a get: wire bytes against payload bytes, and the CPU the
+// node spent encoding and the client decoding (GB of payload per CPU second).
+std::string CodecDetail(const LoopbackFigures& f) {
+  char d[256];
+  std::snprintf(d, sizeof d,
+                "last round: %.1f%% of the payload on the wire (saved %.1f of %.1f MiB), node "
+                "encode %.3f s (%.2f GB/s per core), client decode %.3f s (%.2f GB/s per core)",
+                100.0 * f.get_wire_bytes / f.bytes, (f.bytes - f.get_wire_bytes) / 1048576.0,
+                f.bytes / 1048576.0, f.get_encode_s,
+                f.get_encode_s > 0 ? f.bytes / f.get_encode_s / 1e9 : 0, f.get_decode_s,
+                f.get_decode_s > 0 ? f.bytes / f.get_decode_s / 1e9 : 0);
+  return d;
+}
 
 std::string Us(double s) { return std::to_string(static_cast<long>(s * 1e6 + 0.5)) + " us"; }
 
@@ -98,6 +116,13 @@ Status AddNetTests(const Config& c, uint64_t block, const std::string& dir, Test
   f->opts.dir = dir + "/net";
   f->opts.block_bytes = block;
   f->opts.total_bytes = std::max<uint64_t>(c.mem_bytes_per_test / block, 8) * block;
+  f->zstd_opts = f->opts;
+  f->zstd_opts.dir = dir + "/net-zstd";
+  f->zstd_opts.compression = "zstd";
+  f->zstd_opts.fetch = false;
+  f->fp8_opts = f->zstd_opts;
+  f->fp8_opts.dir = dir + "/net-fp8";
+  f->fp8_opts.compression = "fp8";
   LoopbackBenchOptions tls = f->opts;
   tls.dir = dir + "/net-tls";
   if (MakeLoopbackCerts(dir + "/net-certs", &tls).ok()) f->tls_opts = tls;
@@ -107,6 +132,7 @@ Status AddNetTests(const Config& c, uint64_t block, const std::string& dir, Test
     const char* note;
     bool tls = false;
     const char* plain = nullptr;  // the plaintext row a TLS row is compared with
+    LoopbackFigures NetRound::*figures = &NetRound::plain;
   };
   const Path paths[] = {
       {"net/tcp_loopback", &LoopbackFigures::tcp_s,
@@ -129,6 +155,16 @@ Status AddNetTests(const Config& c, uint64_t block, const std::string& dir, Test
        "net/remote_fetch over TLS 1.3 (mutual certificates, AES-128-GCM, no frame MAC inside "
        "TLS)",
        true, "net/remote_fetch"},
+      {"net/remote_get_zstd", &LoopbackFigures::get_s,
+       "net/remote_get with remote_compression=zstd (node --compression zstd: 16-bit byte shuffle "
+       "+ zstd -1 per block, node encodes, client decodes) on KV-like blocks (normal(0,1) values "
+       "as fp16); goodput counts decoded payload bytes",
+       false, "net/remote_get", &NetRound::zstd},
+      {"net/remote_get_fp8", &LoopbackFigures::get_s,
+       "net/remote_get with remote_compression=fp8 (lossy: fp16 quantized to fp8-e4m3, a scale "
+       "per layer, K/V and head; namespace flagged KVT_NS_LOSSY_OK) on the same KV-like blocks; "
+       "goodput counts decoded payload bytes",
+       false, "net/remote_get", &NetRound::fp8},
   };
   for (const Path& p : paths) {
     if (p.tls && !f->tls_opts) continue;
@@ -141,13 +177,14 @@ Status AddNetTests(const Config& c, uint64_t block, const std::string& dir, Test
     if (p.plain != nullptr) t.baselines = {p.plain};  // "vs baselines": TLS / plaintext
     t.note = p.note;
     auto runs = std::make_shared<size_t>(0);
-    t.run = [f, runs, seconds = p.seconds, tls = p.tls]() -> StatusOr<Sample> {
+    t.run = [f, runs, seconds = p.seconds, tls = p.tls, which = p.figures]() -> StatusOr<Sample> {
       KVT_ASSIGN_OR_RETURN(NetRound r, f->Round((*runs)++));
-      const LoopbackFigures& fig = tls ? r.tls : r.plain;
+      const LoopbackFigures& fig = tls ? r.tls : r.*which;
       Sample s;
       s.seconds = fig.*seconds;
       s.bytes = fig.bytes;
       s.ops = fig.blocks;
+      if (which != &NetRound::plain) s.detail = CodecDetail(fig);
       return s;
     };
     set->tests.push_back(std::move(t));

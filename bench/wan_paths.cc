@@ -6,6 +6,9 @@
 //   wan/fetch_RATE       the client store's Prefetch of the whole prefix, tuned for the link:
 //                        several connections, batches pipelined, socket buffers of the BDP
 //   wan/fetch_1conn_RATE the same with one connection and one request (the untuned default)
+//   wan/fetch_zstd_RATE  the tuned fetch with remote_compression=zstd, of a prefix of KV-like
+//                        blocks (normal(0, 1) values as fp16, kernels/kv_sample.h)
+//   wan/fetch_fp8_RATE   the same with fp8 (lossy), the namespace flagged KVT_NS_LOSSY_OK
 // Goodput counts payload bytes only. Each row's note gives its goodput as a fraction of the link
 // rate and the CPU both ends used per GB moved (one process: kvtierd's threads and the client's).
 // Skipped, with a note, where network namespaces cannot be made.
@@ -18,8 +21,11 @@
 #include <cstring>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "bench/bench.h"
 #include "io/unique_fd.h"
+#include "kernels/kv_sample.h"
 #include "src/store.h"
 #include "tools/kvtierd/server.h"
 #include "tools/wan/wan_link.h"
@@ -49,13 +55,23 @@ class WanFixture final : public Fixture {
   std::unique_ptr<Store> node;
   std::unique_ptr<Server> server;
   std::unique_ptr<Store> client;
-  bool client_tuned = false;
+  std::string client_mode;  // the client's settings: "1conn", "tuned", "zstd" or "fp8"
   UniqueFd listen_fd;  // raw TCP, in the server namespace
   uint16_t tcp_port = 0;
   std::string dir, endpoint, secret = "kvtier-bench-wan";
   uint64_t block = 0, ns_id = 0, round = 0;
   std::vector<Hash128> keys;
 };
+
+// The prefix a mode fetches: the pattern blocks, or KV-like ones (lossy allowed for fp8).
+NamespaceDesc WanNamespace(uint64_t block, const std::string& mode) {
+  if (mode == "zstd" || mode == "fp8") {
+    NamespaceDesc d = BenchNamespace(block, mode == "fp8" ? "kvtier-bench-wan-kv8" : "kvtier-bench-wan-kv");
+    if (mode == "fp8") d.flags |= kNsLossyOk;
+    return d;
+  }
+  return BenchNamespace(block, "kvtier-bench-wan");
+}
 
 Status ListenIn(WanFixture* f) {
   f->listen_fd = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -113,10 +129,11 @@ StatusOr<double> RawTcp(WanFixture* f, uint64_t bytes) {
 // host pool locked and populated at start): the store is opened once per setting and warmed by one
 // untimed fetch; before each run the prefix is removed from it, so every run fetches it all again
 // into slots whose pages exist.
-Status PrepareClient(WanFixture* f, bool tuned, uint32_t rate_mbit) {
+Status PrepareClient(WanFixture* f, const std::string& mode, uint32_t rate_mbit) {
   KVT_ASSIGN_OR_RETURN(auto in, ScopedNetns::Enter(f->link->client_ns()));
-  if (f->client && f->client_tuned == tuned) {
-    KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
+  const bool tuned = mode != "1conn";
+  if (f->client && f->client_mode == mode) {
+    KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(WanNamespace(f->block, mode)));
     for (const Hash128& k : f->keys) (void)f->client->Remove(ns, k);
     return Status::Ok();
   }
@@ -138,9 +155,10 @@ Status PrepareClient(WanFixture* f, bool tuned, uint32_t rate_mbit) {
     o.remote_socket_buffer = std::max<uint64_t>(
         256u << 10, BdpBytes(rate_mbit * 1e6, std::chrono::milliseconds(20)) / o.remote_connections);
   }
+  if (mode == "zstd" || mode == "fp8") o.remote_compression = mode;
   KVT_ASSIGN_OR_RETURN(f->client, Store::Open(o));
-  f->client_tuned = tuned;
-  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
+  f->client_mode = mode;
+  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(WanNamespace(f->block, mode)));
   KVT_ASSIGN_OR_RETURN(auto ticket, f->client->Prefetch(ns, f->keys, Tier::kHost));
   KVT_RETURN_IF_ERROR(ticket->Wait(60'000'000));
   ticket.reset();
@@ -148,9 +166,18 @@ Status PrepareClient(WanFixture* f, bool tuned, uint32_t rate_mbit) {
   return Status::Ok();
 }
 
+// The client's codec counters (tiers.remote.codec of its stats).
+uint64_t ClientCodec(Store* s, const char* name) {
+  return nlohmann::json::parse(s->StatsJson())["tiers"]["remote"]["codec"][name].get<uint64_t>();
+}
+
 StatusOr<Sample> Fetch(WanFixture* f, uint32_t rate_mbit) {
   KVT_ASSIGN_OR_RETURN(auto in, ScopedNetns::Enter(f->link->client_ns()));
-  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(BenchNamespace(f->block, "kvtier-bench-wan")));
+  KVT_ASSIGN_OR_RETURN(uint64_t ns, f->client->OpenNamespace(WanNamespace(f->block, f->client_mode)));
+  const WireCodecCounters& node = f->server->session_counters().codec;
+  const uint64_t wire0 = ClientCodec(f->client.get(), "decode_bytes_in");
+  const uint64_t dec0 = ClientCodec(f->client.get(), "decode_ns");
+  const uint64_t enc0 = node.encode_ns.load();
   const double c0 = CpuSeconds(), t0 = NowSeconds();
   KVT_ASSIGN_OR_RETURN(auto ticket, f->client->Prefetch(ns, f->keys, Tier::kHost));
   Status w = ticket->Wait(60'000'000);
@@ -168,9 +195,16 @@ StatusOr<Sample> Fetch(WanFixture* f, uint32_t rate_mbit) {
   s.seconds = t;
   s.bytes = kPrefixBlocks * f->block;
   s.ops = kPrefixBlocks;
-  char d[160];
-  std::snprintf(d, sizeof d, "last round: %.2fx the %u Mbit/s link, cpu %.2f s/GB both ends",
-                s.bytes * 8 / t / (rate_mbit * 1e6), rate_mbit, cpu / (s.bytes / 1e9));
+  char d[320];
+  int n = std::snprintf(d, sizeof d, "last round: %.2fx the %u Mbit/s link, cpu %.2f s/GB both ends",
+                        s.bytes * 8 / t / (rate_mbit * 1e6), rate_mbit, cpu / (s.bytes / 1e9));
+  if (f->client_mode == "zstd" || f->client_mode == "fp8") {
+    const uint64_t wire = ClientCodec(f->client.get(), "decode_bytes_in") - wire0;
+    std::snprintf(d + n, sizeof d - n,
+                  "; %.1f%% of the payload on the wire, node encode %.3f s, client decode %.3f s",
+                  100.0 * wire / s.bytes, (node.encode_ns.load() - enc0) / 1e9,
+                  (ClientCodec(f->client.get(), "decode_ns") - dec0) / 1e9);
+  }
   s.detail = d;
   return s;
 }
@@ -192,9 +226,11 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
   f->block = c.quick ? (64u << 10) : (256u << 10);
   {
     KVT_ASSIGN_OR_RETURN(auto in, ScopedNetns::Enter(f->link->server_ns()));
-    KVT_ASSIGN_OR_RETURN(f->node, OpenBenchStore(f->dir + "/node", (kPrefixBlocks + 16) * f->block,
+    // Three prefixes: the pattern blocks, and KV-like ones for the zstd and fp8 rows.
+    KVT_ASSIGN_OR_RETURN(f->node, OpenBenchStore(f->dir + "/node", (3 * kPrefixBlocks + 16) * f->block,
                                                  16ull << 20, 0, c.segment_bytes, "write_back"));
     ServerOptions so;
+    so.codecs = wire::kCodecZstd | wire::kCodecFp8;  // what the compressed rows' client offers
     so.listen = std::string(WanLink::kServerAddr) + ":0";
     so.auth_secret = f->secret;
     so.insecure_plaintext = true;  // the link is the test's own; frames are still MACed
@@ -213,6 +249,14 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     const Hash128 parent = i > 0 ? f->keys[i - 1] : Hash128{};  // a chain: a prefix
     KVT_RETURN_IF_ERROR(f->node->Put(f->ns_id, f->keys.back(), parent, nullptr, payload.data(),
                                      payload.size()));
+  }
+  for (const char* mode : {"zstd", "fp8"}) {
+    KVT_ASSIGN_OR_RETURN(uint64_t kv_ns, f->node->OpenNamespace(WanNamespace(f->block, mode)));
+    for (uint64_t i = 0; i < kPrefixBlocks; ++i) {
+      FillKvLike(payload.data(), payload.size(), i + 1);
+      KVT_RETURN_IF_ERROR(f->node->Put(kv_ns, f->keys[i], i > 0 ? f->keys[i - 1] : Hash128{}, nullptr,
+                                       payload.data(), payload.size()));
+    }
   }
   const std::string r = std::to_string(rate_mbit) + "mbit";
   const std::string tcp = "wan/tcp_" + r, tuned = "wan/fetch_" + r, plain = "wan/fetch_1conn_" + r;
@@ -238,17 +282,24 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     };
     set->tests.push_back(std::move(t));
   }
-  for (bool is_tuned : {true, false}) {
+  for (const std::string mode : {"tuned", "1conn", "zstd", "fp8"}) {
     Test t;
-    t.path = is_tuned ? tuned : plain;
-    t.kind = is_tuned ? Kind::kEngine : Kind::kBaseline;
+    const bool is_plain = mode == "1conn";
+    t.path = mode == "tuned" ? tuned : is_plain ? plain : "wan/fetch_" + mode + "_" + r;
+    t.kind = is_plain ? Kind::kBaseline : Kind::kEngine;
     t.block_bytes = f->block;
-    t.limit = is_tuned ? tcp : "";
-    if (is_tuned) t.baselines = {plain};
-    t.note = is_tuned ? "a client store's Prefetch of a 256-block prefix across the link: 4 "
-                        "connections, batches of 16 pipelined 4 deep, socket buffers of the BDP"
-                      : "the same prefetch with one connection and one request";
-    t.prepare = [f, is_tuned, rate_mbit] { return PrepareClient(f, is_tuned, rate_mbit); };
+    t.limit = is_plain ? "" : tcp;
+    if (!is_plain) t.baselines = {mode == "tuned" ? plain : tuned};
+    t.note = mode == "tuned"   ? "a client store's Prefetch of a 256-block prefix across the link: 4 "
+                                 "connections, batches of 16 pipelined 4 deep, socket buffers of the BDP"
+             : is_plain        ? "the same prefetch with one connection and one request"
+             : mode == "zstd" ? "the tuned prefetch with remote_compression=zstd (node accepts it) of a "
+                                 "prefix of KV-like blocks (normal(0,1) values as fp16); goodput counts "
+                                 "decoded payload bytes"
+                               : "the tuned prefetch with remote_compression=fp8 (lossy; namespace "
+                                 "flagged KVT_NS_LOSSY_OK) of KV-like blocks; goodput counts decoded "
+                                 "payload bytes";
+    t.prepare = [f, mode, rate_mbit] { return PrepareClient(f, mode, rate_mbit); };
     t.run = [f, rate_mbit] { return Fetch(f, rate_mbit); };
     set->tests.push_back(std::move(t));
   }

@@ -1,11 +1,12 @@
 // libFuzzer target: the frame decoder and every body decoder (io/wire_format.h) on arbitrary
-// bytes. Whatever decodes must re-encode to the same bytes; nothing may read out of bounds,
+// bytes, and the wire codec's decoder on every encoded payload they let through. Whatever decodes must re-encode to the same bytes; nothing may read out of bounds,
 // overflow or allocate beyond the limits.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "io/wire_format.h"
+#include "tiers/remote/wire_codec.h"
 
 using namespace kvt::wire;
 
@@ -13,6 +14,25 @@ namespace {
 
 void Check(bool ok) {
   if (!ok) std::abort();
+}
+
+// An encoded payload through the wire codec (tiers/remote/wire_codec.h), for a small lossy fp16
+// namespace (the meta's payload_bytes decides whether it is that namespace's size): whatever the
+// bytes, a status, and never a write past the block.
+void DecodeEncoded(const BlockInfo& info, std::span<const uint8_t> in, const Limits& limits) {
+  kvt::Geometry g;
+  g.layers = 2;
+  g.kv_heads = 2;
+  g.head_dim = 64;
+  g.block_tokens = 4;  // 4 KiB blocks; fp8: 8 scales (32 bytes) + 2048 bytes
+  g.lossy_ok = (info.key.lo & 1) == 0;
+  std::vector<uint8_t> dst(g.BlockBytes() + 1, 0xEE);  // one guard byte past the block
+  kvt::WireCodecCounters c;
+  kvt::Status s = kvt::DecodePayload(static_cast<Encoding>(info.encoding), g, in, dst.data(),
+                                     info.payload_bytes, limits.max_body, &c);
+  Check(dst.back() == 0xEE);
+  Check(s.ok() == (c.decode_failures.load() == 0));
+  if (s.ok()) Check(info.payload_bytes == g.BlockBytes());
 }
 
 void DecodeBody(const FrameHeader& h, std::span<const uint8_t> body, const Limits& limits) {
@@ -48,7 +68,12 @@ void DecodeBody(const FrameHeader& h, std::span<const uint8_t> body, const Limit
         if (body.size() >= kGetBlockHeadBytes) {
           GetBlockHead g;
           if (DecodeGetBlockHead(body.data(), static_cast<uint32_t>(body.size()), &g).ok()) {
-            Check(!g.present || g.info.payload_bytes == body.size() - kGetBlockHeadBytes);
+            Check(!g.present || g.wire_bytes == body.size() - kGetBlockHeadBytes);
+            Check(!g.present || g.info.encoding != 0 || g.wire_bytes == g.info.payload_bytes);
+            Check(!g.present || g.info.encoding == 0 || g.wire_bytes < g.info.payload_bytes);
+            if (g.present && g.info.encoding != 0) {
+              DecodeEncoded(g.info, body.subspan(kGetBlockHeadBytes), limits);
+            }
           }
         }
         break;
@@ -68,6 +93,7 @@ void DecodeBody(const FrameHeader& h, std::span<const uint8_t> body, const Limit
         auto again = EncodePutHead(p.ns, p.info);
         again.insert(again.end(), p.payload.begin(), p.payload.end());
         Check(again.size() == body.size());
+        if (p.info.encoding != 0) DecodeEncoded(p.info, p.payload, limits);
       }
       break;
     }

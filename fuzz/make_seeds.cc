@@ -13,6 +13,8 @@
 #include "tiers/nvme/codec.h"
 #include "tiers/nvme/nvme_index.h"
 #include "tiers/nvme/segment_format.h"
+#include "tiers/remote/wire_codec.h"
+#include "kernels/kv_sample.h"
 
 using namespace kvt;
 using namespace kvt::wire;
@@ -87,6 +89,27 @@ int main(int argc, char** argv) {
   session("drop_then_get", 0x10, Cat({h, puts[0], drop, get}));
   session("byte_by_byte", 0x00 | (0 << 1), Cat({h, puts[1], get}));
   session("stats_only", 0x22, Cat({h, stats, stats}));
+  {
+    // A hello offering zstd, zstd-encoded puts of KV-like blocks, and a get the node encodes.
+    HelloRequest offer = hello;
+    offer.codecs = kCodecZstd;
+    Geometry g = *ValidateNamespace(d);
+    WireCodecCounters c;
+    std::vector<uint8_t> stream = F(Op::kHello, 1, EncodeHello(offer));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto kv = KvLikeBytes(i, g.BlockBytes());
+      std::vector<uint8_t> wire;
+      uint64_t sum = Checksum64(kv.data(), kv.size());
+      const Encoding e = EncodePayload(Encoding::kZstd, g, kv.data(), kv.size(), &wire, &sum, &c);
+      if (e == Encoding::kRaw) wire = kv;
+      BlockInfo info{keys[i], i ? keys[i - 1] : Hash128{}, {9, 9}, sum,
+                     static_cast<uint32_t>(kv.size()), false, static_cast<uint8_t>(e)};
+      auto body = EncodePutHead(ns, info);
+      body.insert(body.end(), wire.begin(), wire.end());
+      stream = Cat({stream, F(Op::kPut, 30 + i, body)});
+    }
+    session("compressed_put_get", 0, Cat({stream, get}));
+  }
 
   // Decoder seeds: single frames and runs of them, requests and responses.
   const std::string f = dir + "/corpus/frame_decoder/";
@@ -105,6 +128,40 @@ int main(int argc, char** argv) {
   Write(f + "hello_response", F(Op::kHello, 1, EncodeHelloResponse(hr), kResponseBit));
   Write(f + "lookup_response", F(Op::kLookup, 20, EncodeLookupResponse(entries), kResponseBit));
   Write(f + "get_response", F(Op::kGet, 21, get_body, kResponseBit));
+  {
+    // Encoded payloads for the wire codec, in the geometry frame_decoder_fuzzer decodes them
+    // with (2 layers, 2 heads of 64, 4 tokens of fp16: 4 KiB blocks; an even key allows fp8).
+    Geometry g;
+    g.layers = 2;
+    g.kv_heads = 2;
+    g.head_dim = 64;
+    g.block_tokens = 4;
+    g.lossy_ok = true;
+    const auto kv = KvLikeBytes(5, g.BlockBytes());
+    WireCodecCounters c;
+    for (Encoding e : {Encoding::kZstd, Encoding::kFp8}) {
+      std::vector<uint8_t> wire;
+      uint64_t sum = Checksum64(kv.data(), kv.size());
+      if (EncodePayload(e, g, kv.data(), kv.size(), &wire, &sum, &c) != e) std::abort();
+      BlockInfo info{{2, 2}, {}, {}, sum, static_cast<uint32_t>(kv.size()), false,
+                     static_cast<uint8_t>(e)};
+      uint8_t eh[kGetBlockHeadBytes];
+      EncodeGetBlockHead({0, true, info}, eh);
+      std::vector<uint8_t> body(eh, eh + sizeof eh);
+      body.insert(body.end(), wire.begin(), wire.end());
+      auto put = EncodePutHead(ns, info);
+      put.insert(put.end(), wire.begin(), wire.end());
+      const std::string name = EncodingName(static_cast<uint8_t>(e));
+      Write(f + "get_response_" + name, F(Op::kGet, 21, body, kResponseBit));
+      Write(f + "put_" + name, F(Op::kPut, 10, put));
+    }
+    HelloRequest offer = hello;
+    offer.codecs = kCodecZstd | kCodecFp8;
+    HelloResponse accept = hr;
+    accept.codecs = kCodecZstd;
+    Write(f + "hello_codecs", Cat({F(Op::kHello, 1, EncodeHello(offer)),
+                                   F(Op::kHello, 1, EncodeHelloResponse(accept), kResponseBit)}));
+  }
   Write(f + "error_response",
         F(Op::kPut, 10, {'n', 'o', 'p', 'e'}, kResponseBit, static_cast<uint8_t>(Code::kBusy)));
 
@@ -152,6 +209,38 @@ int main(int argc, char** argv) {
   remote("wrong_id_then_reconnect", 0, reconnect);
   remote("auth_required", 1, Cat({frame(Op::kHello, 1, EncodeHelloResponse(hr)),
                                    frame(Op::kAuth, 2, EncodeAuth(auth))}));
+  {
+    // Flags bit 1: the client offers zstd and fp8 for the fuzzer's 128-byte lossy namespace
+    // (1 layer, 1 head of 8, 4 tokens of fp16); the server accepts both and sends one block of
+    // each encoding.
+    Geometry g;
+    g.layers = 1;
+    g.kv_heads = 1;
+    g.head_dim = 8;
+    g.block_tokens = 4;
+    g.lossy_ok = true;
+    const auto kv = KvLikeBytes(8, g.BlockBytes());
+    WireCodecCounters c;
+    HelloResponse both = open_hr;
+    both.codecs = kCodecZstd | kCodecFp8;
+    std::vector<uint8_t> frames = frame(Op::kHello, 1, EncodeHelloResponse(both));
+    frames = Cat({frames, frame(Op::kLookup, 2, EncodeLookupResponse(three))});
+    uint32_t index = 0;
+    for (Encoding e : {Encoding::kZstd, Encoding::kFp8}) {
+      std::vector<uint8_t> wire;
+      uint64_t sum = Checksum64(kv.data(), kv.size());
+      const Encoding used = EncodePayload(e, g, kv.data(), kv.size(), &wire, &sum, &c);
+      if (used == Encoding::kRaw) wire = kv;
+      BlockInfo info{keys[index], {}, {}, sum, static_cast<uint32_t>(kv.size()), false,
+                     static_cast<uint8_t>(used)};
+      std::vector<uint8_t> body(kGetBlockHeadBytes);
+      EncodeGetBlockHead({index, true, info}, body.data());
+      body.insert(body.end(), wire.begin(), wire.end());
+      frames = Cat({frames, frame(Op::kGet, 3, body, index == 1 ? kFlagEnd : 0)});
+      ++index;
+    }
+    remote("compressed_get", 2, Cat({frames, frame(Op::kPut, 4, {}), frame(Op::kDropNamespace, 5, {})}));
+  }
   HelloResponse tiny = open_hr;
   tiny.max_keys = 1;
   tiny.max_body = 100;

@@ -4,7 +4,9 @@
 // metrics through its public API. Whatever arrives must end in a status or a miss: no crash, no
 // hang, no allocation past the limits, and no block handed over whose checksum or key is wrong.
 //
-// Input: byte 0 holds flags (bit 0: the client has an auth secret); the rest is split at each
+// Input: byte 0 holds flags (bit 0: the client has an auth secret; bit 1: it offers the payload
+// codecs zstd and fp8, and names a small lossy fp16 namespace whose blocks it can decode); the
+// rest is split at each
 // "#SPLIT#" into what the server sends on its 1st, 2nd, ... connection (the client reconnects
 // after a connection breaks). Past the last part the server closes at once. Request ids on a
 // connection count from 1 (hello), so the seeds (fuzz_make_seeds) answer in step.
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "src/block_key.h"
 #include "tiers/remote/remote_tier.h"
 
 namespace {
@@ -119,10 +122,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.timeouts.connect = std::chrono::milliseconds(2000);
   o.timeouts.io = std::chrono::milliseconds(2000);  // only a bug could make the server stall
   o.down_backoff = std::chrono::milliseconds(0);    // every call reconnects: one script each
+  const bool codecs = (flags & 2) != 0;
+  if (codecs) o.codecs = kvt::wire::kCodecZstd | kvt::wire::kCodecFp8;
   auto tier = kvt::RemoteTier::Create(o);
   Check(tier.ok());
   kvt::RemoteTier& t = **tier;
-  const std::string ns = "fuzz-namespace";
+  // With codecs: 1 layer, 1 head of 8, 4 tokens of fp16 (128-byte blocks), lossy allowed.
+  kvt::NamespaceDesc d;
+  d.model = "fuzz";
+  d.kv_dtype = "fp16";
+  d.layers = 1;
+  d.kv_heads = 1;
+  d.head_dim = 8;
+  d.block_tokens = 4;
+  d.flags = kvt::kNsLossyOk;
+  const std::string ns = codecs ? kvt::EncodeNamespace(d) : "fuzz-namespace";
   const std::vector<kvt::Hash128> keys = {{1, 2}, {3, 4}, {5, 6}};
 
   (void)t.Probe();
@@ -140,12 +154,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (p->info().payload_bytes > (1u << 20)) return;  // as the store does for a wrong size
     buf.assign(p->info().payload_bytes, 0);
     if (p->Read(buf.data()).ok()) {
+      // Decoded or not, only bytes matching the meta's checksum come out.
       Check(kvt::Checksum64(buf.data(), buf.size()) == p->info().checksum);
+      Check(codecs || p->info().encoding == 0);
     }
   });
   (void)s;
 
-  std::vector<uint8_t> payload(4096, 0x5a);
+  std::vector<uint8_t> payload(codecs ? 128 : 4096, 0x5a);
   kvt::wire::BlockInfo info;
   info.key = keys[0];
   info.payload_bytes = static_cast<uint32_t>(payload.size());

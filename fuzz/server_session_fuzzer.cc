@@ -1,7 +1,8 @@
 // libFuzzer target: ServerSession (the whole server state machine) against a real Store in a
 // temporary directory. Input: byte 0 picks authentication (bit 0) and how the stream is cut into
 // reads (bits 1..7); the rest is what a client sends. (Past AUTH, frames need MAC tags the fuzzer
-// cannot forge, so the request handlers are reached through the unauthenticated mode.) Every output must be well-formed frames,
+// cannot forge, so the request handlers are reached through the unauthenticated mode.) The node
+// accepts every payload codec a hello offers. Every output must be well-formed frames,
 // and the session must stay within its output bounds.
 #include <unistd.h>
 
@@ -57,6 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.limits.max_body = 1 << 20;
   cfg.limits.max_keys = 64;
   cfg.out_high_water = 1 << 16;
+  // The node accepts every codec, so a client hello that offers one reaches the encoded put
+  // decoder and the encoding get path (a plain hello keeps the session uncompressed).
+  cfg.codecs = kvt::wire::kKnownCodecs;
   // Reads of 1 to ~4700 bytes; never more than 256 of them per input, to keep runs fast.
   const size_t chunk = std::max<size_t>(1 + (data[0] >> 1) * 37, size / 256);
   kvt::ServerSession session(TheStore(), cfg, &counters);

@@ -49,6 +49,26 @@ Status ReadNamespace(std::span<const uint8_t> body, const Limits& limits, size_t
   return Status::Ok();
 }
 
+// The payload length that follows a block meta: raw blocks carry exactly payload_bytes; an encoded
+// one must be shorter (else it would have gone raw) and not empty.
+Status CheckPayloadLength(const BlockInfo& b, uint64_t wire, const char* what) {
+  if (b.encoding > kMaxEncoding) {
+    return Bad(std::string(what) + ": unknown payload encoding " + std::to_string(b.encoding));
+  }
+  if (b.encoding == static_cast<uint8_t>(Encoding::kRaw)) {
+    if (wire != b.payload_bytes) {
+      return Bad(std::string(what) + " payload of " + std::to_string(wire) +
+                 " bytes; the meta says " + std::to_string(b.payload_bytes));
+    }
+    return Status::Ok();
+  }
+  if (wire == 0 || wire >= b.payload_bytes) {
+    return Bad(std::string(what) + " " + EncodingName(b.encoding) + " payload of " +
+               std::to_string(wire) + " bytes for a block of " + std::to_string(b.payload_bytes));
+  }
+  return Status::Ok();
+}
+
 void AppendNamespace(std::string_view ns, std::vector<uint8_t>* out) {
   const size_t at = out->size();
   out->resize(at + 4 + ns.size());
@@ -71,6 +91,15 @@ const char* OpName(uint8_t opcode) {
     case Op::kStats: return resp ? "STATS_RESPONSE" : "STATS";
   }
   return "UNKNOWN";
+}
+
+const char* EncodingName(uint8_t e) {
+  switch (static_cast<Encoding>(e)) {
+    case Encoding::kRaw: return "raw";
+    case Encoding::kZstd: return "zstd";
+    case Encoding::kFp8: return "fp8";
+  }
+  return "unknown";
 }
 
 void EncodeHeader(const FrameHeader& h, uint8_t out[kHeaderBytes]) {
@@ -137,7 +166,8 @@ void EncodeBlockInfo(const BlockInfo& b, uint8_t out[kMetaBytes]) {
   PutU64(out + 48, b.checksum);
   PutU32(out + 56, b.payload_bytes);
   out[60] = b.has_tokens ? 1 : 0;
-  out[61] = out[62] = out[63] = 0;
+  out[61] = b.encoding;
+  out[62] = out[63] = 0;
 }
 
 BlockInfo DecodeBlockInfo(const uint8_t in[kMetaBytes]) {
@@ -148,16 +178,31 @@ BlockInfo DecodeBlockInfo(const uint8_t in[kMetaBytes]) {
   b.checksum = GetU64(in + 48);
   b.payload_bytes = GetU32(in + 56);
   b.has_tokens = in[60] != 0;
+  b.encoding = in[61];
   return b;
 }
 
 std::vector<uint8_t> EncodeHello(const HelloRequest& r) {
-  return std::vector<uint8_t>(r.client_nonce.begin(), r.client_nonce.end());
+  std::vector<uint8_t> b(r.client_nonce.begin(), r.client_nonce.end());
+  if (r.codecs != 0) b.insert(b.end(), {r.codecs, 0, 0, 0});  // codecs u8, 3 reserved
+  return b;
 }
 
 Status DecodeHello(std::span<const uint8_t> body, HelloRequest* out) {
-  if (body.size() != kNonceBytes) return Bad("hello body is not " + std::to_string(kNonceBytes));
+  if (body.size() != kNonceBytes && body.size() != kNonceBytes + 4) {
+    return Bad("hello body is not " + std::to_string(kNonceBytes) + " or " +
+               std::to_string(kNonceBytes + 4) + " bytes");
+  }
   std::memcpy(out->client_nonce.data(), body.data(), kNonceBytes);
+  out->codecs = 0;
+  if (body.size() > kNonceBytes) {
+    if (body[kNonceBytes + 1] != 0 || body[kNonceBytes + 2] != 0 || body[kNonceBytes + 3] != 0) {
+      return Bad("hello: reserved bytes are not zero");
+    }
+    out->codecs = body[kNonceBytes];  // unknown bits are simply not accepted
+    // One encoding per hello: offering nothing is the 32-byte body.
+    if (out->codecs == 0) return Bad("hello offers no codec in its codec field");
+  }
   return Status::Ok();
 }
 
@@ -165,6 +210,7 @@ std::vector<uint8_t> EncodeHelloResponse(const HelloResponse& r) {
   std::vector<uint8_t> b(kNonceBytes + 12, 0);
   std::memcpy(b.data(), r.server_nonce.data(), kNonceBytes);
   b[kNonceBytes] = r.auth_required ? 1 : 0;
+  b[kNonceBytes + 1] = r.codecs;
   PutU32(b.data() + kNonceBytes + 4, r.max_body);
   PutU32(b.data() + kNonceBytes + 8, r.max_keys);
   return b;
@@ -174,6 +220,7 @@ Status DecodeHelloResponse(std::span<const uint8_t> body, HelloResponse* out) {
   if (body.size() != kNonceBytes + 12) return Bad("hello response has the wrong size");
   std::memcpy(out->server_nonce.data(), body.data(), kNonceBytes);
   out->auth_required = body[kNonceBytes] != 0;
+  out->codecs = body[kNonceBytes + 1];  // the client checks it against what it offered
   out->max_body = GetU32(body.data() + kNonceBytes + 4);
   out->max_keys = GetU32(body.data() + kNonceBytes + 8);
   // The client sends keys in chunks of max_keys: zero would never make progress.
@@ -263,6 +310,7 @@ Status DecodeLookupResponse(std::span<const uint8_t> body, const Limits& limits,
     const uint8_t* p = body.data() + 4 + i * kLookupEntryBytes;
     (*out)[i].present = p[0] != 0;
     (*out)[i].info = (*out)[i].present ? DecodeBlockInfo(p + 4) : BlockInfo{};
+    if ((*out)[i].info.encoding != 0) return Bad("lookup response entry with a payload encoding");
   }
   return Status::Ok();
 }
@@ -279,11 +327,15 @@ Status DecodeGetBlockHead(const uint8_t in[kGetBlockHeadBytes], uint32_t body_le
   out->index = GetU32(in);
   out->present = in[4] != 0;
   out->info = out->present ? DecodeBlockInfo(in + 8) : BlockInfo{};
-  const uint64_t want = kGetBlockHeadBytes + (out->present ? uint64_t{out->info.payload_bytes} : 0);
-  if (body_len != want) {
-    return Bad("get response body of " + std::to_string(body_len) + " bytes; its head says " +
-               std::to_string(want));
+  out->wire_bytes = 0;
+  if (body_len < kGetBlockHeadBytes) return Bad("get response body shorter than its head");
+  const uint32_t wire = body_len - static_cast<uint32_t>(kGetBlockHeadBytes);
+  if (!out->present) {
+    if (wire != 0) return Bad("get response for an absent block carries " + std::to_string(wire) + " bytes");
+    return Status::Ok();
   }
+  KVT_RETURN_IF_ERROR(CheckPayloadLength(out->info, wire, "get response"));
+  out->wire_bytes = wire;
   return Status::Ok();
 }
 
@@ -303,11 +355,8 @@ Status DecodePut(std::span<const uint8_t> body, const Limits& limits, PutRequest
   if (body.size() - off < kMetaBytes) return Bad("put body too short for the block meta");
   out->info = DecodeBlockInfo(body.data() + off);
   off += kMetaBytes;
-  if (body.size() - off != out->info.payload_bytes) {
-    return Bad("put payload of " + std::to_string(body.size() - off) + " bytes; the meta says " +
-               std::to_string(out->info.payload_bytes));
-  }
   if (out->info.payload_bytes == 0) return Bad("put of an empty block");
+  KVT_RETURN_IF_ERROR(CheckPayloadLength(out->info, body.size() - off, "put"));
   out->payload = body.subspan(off);
   return Status::Ok();
 }

@@ -55,6 +55,22 @@ constexpr uint8_t kFlagEnd = 0x01;  // the last frame of a response (every non-s
 
 const char* OpName(uint8_t opcode);  // "GET", "GET_RESPONSE", "UNKNOWN"
 
+// How a block's payload travels (meta byte 61). kRaw: the payload bytes as stored. kZstd: the
+// 16-bit byte shuffle + zstd of the NVMe codec. kFp8: fp16/bf16 quantized to fp8-e4m3 with one
+// float scale per (layer, K/V, head): lossy, only in namespaces flagged KVT_NS_LOSSY_OK. Every
+// encoded payload is strictly shorter than payload_bytes (a block that does not shrink goes raw).
+enum class Encoding : uint8_t { kRaw = 0, kZstd = 1, kFp8 = 2 };
+constexpr uint8_t kMaxEncoding = 2;
+const char* EncodingName(uint8_t e);  // "raw" | "zstd" | "fp8" | "unknown"
+// Codecs a connection may use, as the bitmask HELLO offers and its response accepts: bit
+// (encoding - 1). Bits a peer does not know are never accepted (ignored, not an error).
+constexpr uint8_t kCodecZstd = 1u << 0;
+constexpr uint8_t kCodecFp8 = 1u << 1;
+constexpr uint8_t kKnownCodecs = kCodecZstd | kCodecFp8;
+constexpr uint8_t CodecBit(Encoding e) {
+  return e == Encoding::kRaw ? 0 : static_cast<uint8_t>(1u << (static_cast<uint8_t>(e) - 1));
+}
+
 // Upper bounds checked before anything is allocated or read further. Both sides use the same
 // defaults; the server announces its own in the hello response.
 struct Limits {
@@ -79,8 +95,12 @@ struct BlockInfo {
   Hash128 parent;
   Hash128 tokens_digest;
   uint64_t checksum = 0;  // XXH3-64 of the payload
-  uint32_t payload_bytes = 0;
+  uint32_t payload_bytes = 0;  // the decoded size (what the receiver stores)
   bool has_tokens = false;
+  // How the payload bytes that follow travel (Encoding). Only in GET responses and PUT requests
+  // of a connection that negotiated the codec; always kRaw in LOOKUP responses. The checksum is
+  // over the decoded bytes: for fp8, over what the receiver gets after dequantizing.
+  uint8_t encoding = 0;
   bool operator==(const BlockInfo&) const = default;
 };
 
@@ -104,10 +124,14 @@ void AppendFrame(const FrameHeader& h, std::span<const uint8_t> body, std::vecto
 
 struct HelloRequest {
   std::array<uint8_t, kNonceBytes> client_nonce{};
+  // Codecs the client offers (kCodec*). 0 encodes the original 32-byte body, so a client that
+  // offers nothing speaks exactly to servers from before compression.
+  uint8_t codecs = 0;
 };
 struct HelloResponse {
   std::array<uint8_t, kNonceBytes> server_nonce{};
   bool auth_required = false;
+  uint8_t codecs = 0;  // the offered codecs the server accepts (a byte older servers leave 0)
   uint32_t max_body = 0;
   uint32_t max_keys = 0;
 };
@@ -129,12 +153,13 @@ struct LookupEntry {
 struct GetBlockHead {
   uint32_t index = 0;  // position of the key in the request
   bool present = false;
-  BlockInfo info;  // payload_bytes of payload follow when present
+  BlockInfo info;  // when present, wire_bytes of payload follow (encoded per info.encoding)
+  uint32_t wire_bytes = 0;  // decoded from the frame's body_len
 };
 struct PutRequest {
   std::string_view ns;
   BlockInfo info;
-  std::span<const uint8_t> payload;
+  std::span<const uint8_t> payload;  // as it travels (info.encoding)
 };
 
 void EncodeBlockInfo(const BlockInfo& b, uint8_t out[kMetaBytes]);
@@ -160,11 +185,12 @@ Status DecodeLookupResponse(std::span<const uint8_t> body, const Limits& limits,
 
 void EncodeGetBlockHead(const GetBlockHead& h, uint8_t out[kGetBlockHeadBytes]);
 // Checks that `body_len` (the frame's) matches the head: kGetBlockHeadBytes, plus payload_bytes
-// when present.
+// when present and raw, or 1..payload_bytes-1 bytes when encoded with a known encoding.
 Status DecodeGetBlockHead(const uint8_t in[kGetBlockHeadBytes], uint32_t body_len,
                           GetBlockHead* out);
 
-// The put body without its payload (header of the gather list: this, then the payload bytes).
+// The put body without its payload (header of the gather list: this, then the payload bytes as
+// they travel; DecodePut checks their length as DecodeGetBlockHead does).
 std::vector<uint8_t> EncodePutHead(std::string_view ns, const BlockInfo& info);
 Status DecodePut(std::span<const uint8_t> body, const Limits& limits, PutRequest* out);
 

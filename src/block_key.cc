@@ -93,12 +93,18 @@ StatusOr<DType> ParseKvDType(std::string_view name) {
 StatusOr<Geometry> ValidateNamespace(const NamespaceDesc& d) {
   if (d.model.empty()) return Status::InvalidArgument("namespace: model is empty");
   KVT_ASSIGN_OR_RETURN(DType dt, ParseKvDType(d.kv_dtype));
-  if ((d.flags & ~1u) != 0) {
+  if ((d.flags & ~(kNsMla | kNsLossyOk)) != 0) {
     return Status::InvalidArgument("namespace: unknown flags 0x" + std::to_string(d.flags));
+  }
+  // fp8 on the wire quantizes 16-bit floats; other types have nothing to give.
+  if ((d.flags & kNsLossyOk) != 0 && !IsHalfDType(dt)) {
+    return Status::InvalidArgument("namespace: flag KVT_NS_LOSSY_OK needs kv_dtype fp16 or bf16, not " +
+                                   d.kv_dtype);
   }
   Geometry g;
   g.dtype = dt;
-  g.mla = (d.flags & 1u) != 0;
+  g.mla = (d.flags & kNsMla) != 0;
+  g.lossy_ok = (d.flags & kNsLossyOk) != 0;
   g.layers = d.layers;
   g.kv_heads = g.mla ? 1 : d.kv_heads;
   g.head_dim = d.head_dim;

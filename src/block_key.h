@@ -23,6 +23,7 @@
 #include "base/hash.h"
 #include "base/status.h"
 #include "kernels/dtype.h"
+#include "kernels/kv_layout.h"
 
 namespace kvt {
 
@@ -36,6 +37,10 @@ struct Geometry {
   uint32_t block_tokens = 0;
   DType dtype = DType::kFp16;
   bool mla = false;
+  // KVT_NS_LOSSY_OK: the namespace's blocks may travel between nodes quantized to fp8 (and be
+  // kept as the receiver decoded them). Part of the namespace, so lossy and exact copies of a
+  // prefix never share blocks.
+  bool lossy_ok = false;
 
   // Tensors per layer: K and V, or one latent tensor for MLA.
   uint32_t TensorsPerLayer() const { return mla ? 1 : 2; }
@@ -45,6 +50,10 @@ struct Geometry {
   uint64_t BlockBytes() const { return LayerBytes() * layers; }
 };
 
+// NamespaceDesc::flags (the C API's KVT_NS_*).
+constexpr uint32_t kNsMla = 0x1;
+constexpr uint32_t kNsLossyOk = 0x2;
+
 struct NamespaceDesc {
   std::string model;
   std::string kv_dtype;
@@ -52,8 +61,20 @@ struct NamespaceDesc {
   std::string adapter;
   uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0;
   uint32_t tp_rank = 0;
-  uint32_t flags = 0;  // bit 0: MLA
+  uint32_t flags = 0;  // kNsMla | kNsLossyOk
 };
+
+// The payload layout of a namespace's blocks (what the kernels and the quantizing codec read).
+inline BlockLayout LayoutOf(const Geometry& g) {
+  BlockLayout b;
+  b.layers = static_cast<int32_t>(g.layers);
+  b.kv_heads = static_cast<int32_t>(g.kv_heads);
+  b.head_dim = static_cast<int32_t>(g.head_dim);
+  b.block_tokens = static_cast<int32_t>(g.block_tokens);
+  b.dtype = g.dtype;
+  b.mla = g.mla;
+  return b;
+}
 
 // Validates the description and derives its geometry; InvalidArgument names the bad field.
 StatusOr<Geometry> ValidateNamespace(const NamespaceDesc& d);

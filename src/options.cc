@@ -8,6 +8,7 @@
 #include "membership/etcd_codec.h"
 #include "tiers/policy/admission.h"
 #include "tiers/nvme/codec.h"
+#include "tiers/remote/wire_codec.h"
 
 namespace kvt {
 namespace {
@@ -69,7 +70,7 @@ std::vector<std::string_view> Options::Names() {
           "host_slab_bytes", "host_mlock", "verify_host_reads", "nvme_segment_bytes",
           "nvme_codec",  "nvme_admission", "nvme_reinsertion", "event_queue",
           "remote_connections", "remote_batch_blocks", "remote_pipeline_depth",
-          "remote_socket_buffer"};
+          "remote_socket_buffer", "remote_compression"};
 }
 
 Status Options::Set(std::string_view name, std::string_view value) {
@@ -183,6 +184,12 @@ Status Options::Set(std::string_view name, std::string_view value) {
   if (name == "remote_socket_buffer") {
     KVT_RETURN_IF_ERROR(set_bytes(&remote_socket_buffer));
     if (remote_socket_buffer > (1ull << 30)) return bad(Status::InvalidArgument("at most 1 GiB"));
+    return Status::Ok();
+  }
+  if (name == "remote_compression") {
+    auto c = ParseWireCompression(value);
+    if (!c.ok()) return bad(c.status());
+    remote_compression = v;
     return Status::Ok();
   }
   if (name == "io_depth") {

@@ -36,6 +36,9 @@ struct Options {
   uint32_t remote_batch_blocks = 0;
   uint32_t remote_pipeline_depth = 4;
   uint64_t remote_socket_buffer = 0;
+  // Payload compression offered to kvtierd nodes: none | zstd | fp8 (fp8 for KVT_NS_LOSSY_OK
+  // namespaces, zstd for the others); the node uses what its --compression accepts.
+  std::string remote_compression = "none";
   uint64_t host_slab_bytes = 0;  // 0: auto (see HostSlabBytes)
   bool host_mlock = true;
   bool verify_host_reads = false;

@@ -58,18 +58,6 @@ struct PrefetchCounters {
   std::atomic<uint64_t> queued_high_water{0};
 };
 
-// The payload layout of a namespace's blocks.
-inline BlockLayout LayoutOf(const Geometry& g) {
-  BlockLayout b;
-  b.layers = static_cast<int32_t>(g.layers);
-  b.kv_heads = static_cast<int32_t>(g.kv_heads);
-  b.head_dim = static_cast<int32_t>(g.head_dim);
-  b.block_tokens = static_cast<int32_t>(g.block_tokens);
-  b.dtype = g.dtype;
-  b.mla = g.mla;
-  return b;
-}
-
 class PrefetchPipeline {
  public:
   // The mover (and its tiers) is not owned and must outlive the pipeline and every ticket it

@@ -22,6 +22,7 @@ Status Store::OpenRemote() {
   ro.batch_blocks = opts_.remote_batch_blocks;
   ro.pipeline_depth = opts_.remote_pipeline_depth;
   ro.socket_buffer_bytes = opts_.remote_socket_buffer;
+  KVT_ASSIGN_OR_RETURN(ro.codecs, ParseWireCompression(opts_.remote_compression));
   KVT_ASSIGN_OR_RETURN(remote_, RemoteTier::Create(ro));
   remote_adapter_ = std::make_unique<RemoteTierAdapter>(
       remote_.get(),

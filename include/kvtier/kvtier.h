@@ -67,6 +67,11 @@ typedef enum {
 
 /* kvt_namespace_desc.flags */
 #define KVT_NS_MLA 0x1u /* one latent tensor per layer instead of K and V */
+/* The namespace's blocks may travel between nodes quantized to fp8-e4m3 (remote_compression
+ * "fp8"), and the receiving node keeps them as decoded: lossy, within fp8's error (relative 2^-4
+ * per value, one scale per block, layer, K/V and head). Only with kv_dtype fp16 or bf16. A flag of
+ * the namespace, so exact and lossy copies of a prefix never share blocks. */
+#define KVT_NS_LOSSY_OK 0x2u
 
 typedef struct {
   const char* model;       /* model name and weights revision; required, non-empty */
@@ -75,7 +80,7 @@ typedef struct {
   const char* adapter;     /* LoRA adapter id, may be NULL */
   uint32_t layers, kv_heads, head_dim, block_tokens; /* all > 0 (kv_heads ignored for MLA) */
   uint32_t tp_rank; /* tensor-parallel rank whose shard these blocks hold */
-  uint32_t flags;   /* KVT_NS_MLA */
+  uint32_t flags;   /* KVT_NS_MLA | KVT_NS_LOSSY_OK */
 } kvt_namespace_desc;
 
 /* ---- library -------------------------------------------------------------------------------- */
@@ -133,6 +138,11 @@ KVT_API void kvt_options_destroy(kvt_options* o);
  *   remote_pipeline_depth  GET requests in flight per connection, 1..4096 ["4"]
  *   remote_socket_buffer   SO_SNDBUF/SO_RCVBUF per connection, bytes (0: kernel autotuning) ["0"];
  *                  for a rate-limited link, its bandwidth-delay product / remote_connections
+ *   remote_compression "none" | "zstd" | "fp8" ["none"]: block payloads compressed on the wire to
+ *                  and from nodes whose kvtierd --compression accepts it (negotiated per
+ *                  connection; otherwise plain). zstd: lossless (16-bit byte shuffle + zstd).
+ *                  fp8: blocks of KVT_NS_LOSSY_OK namespaces travel as fp8-e4m3 (about half the
+ *                  bytes, lossy: kept as decoded), the others as zstd. Counters: remote.codec
  *   io_depth       io_uring queue depth, 1..4096 ["64"]; also the entries an async batch moves
  *                  per step (at least 8), and the blocks a flush or a demotion writes per batch
  *   host_slab_bytes  size of one host-pool slab, a positive multiple of 4 KiB at most host_bytes,

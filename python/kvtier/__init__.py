@@ -476,7 +476,9 @@ class Store:
 
     def namespace(self, model: str, kv_dtype: str, layers: int, kv_heads: int, head_dim: int,
                   block_tokens: int, tenant_salt: Optional[str] = None,
-                  adapter: Optional[str] = None, tp_rank: int = 0, mla: bool = False) -> Namespace:
+                  adapter: Optional[str] = None, tp_rank: int = 0, mla: bool = False,
+                  lossy_ok: bool = False) -> Namespace:
+        """lossy_ok: KVT_NS_LOSSY_OK, blocks may travel between nodes as fp8 (fp16/bf16 only)."""
         d = _lib.kvt_namespace_desc()
         d.model = model.encode()
         d.kv_dtype = kv_dtype.encode()
@@ -484,7 +486,7 @@ class Store:
         d.adapter = adapter.encode() if adapter is not None else None
         d.layers, d.kv_heads, d.head_dim, d.block_tokens = layers, kv_heads, head_dim, block_tokens
         d.tp_rank = tp_rank
-        d.flags = 1 if mla else 0
+        d.flags = (1 if mla else 0) | (2 if lossy_ok else 0)
         ns = c_uint64()
         _check(_L.kvt_namespace_open(self._h, byref(d), byref(ns)))
         return Namespace(self, ns.value, block_tokens, layers)

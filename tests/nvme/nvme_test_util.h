@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kv_sample.h"
 #include "base/hash.h"
 #include "io/aligned_buffer.h"
 #include "tiers/policy/block_meta.h"
@@ -70,28 +71,7 @@ inline uint64_t DiskUsage(const std::string& path, bool segments_only = false) {
   return total;
 }
 
-// IEEE fp16 bits of a float (normal range, round to nearest; tests only).
-inline uint16_t HalfBits(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000;
-  int exp = static_cast<int>((x >> 23) & 0xff) - 127 + 15;
-  uint32_t mant = x & 0x7fffff;
-  if (exp <= 0) return static_cast<uint16_t>(sign);
-  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00);
-  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-  if (mant & 0x1000) ++h;
-  return static_cast<uint16_t>(h);
-}
-
-// KV-like fp16 data: normal(0, 1) values rounded to fp16.
-inline void FillFp16(uint8_t* p, size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  for (size_t k = 0; k + 2 <= n; k += 2) {
-    uint16_t h = HalfBits(d(rng));
-    std::memcpy(p + k, &h, 2);
-  }
-}
+// KV-like fp16 data: normal(0, 1) values rounded to fp16 (kernels/kv_sample.h).
+inline void FillFp16(uint8_t* p, size_t n, uint64_t seed) { FillKvLike(p, n, seed); }
 
 }  // namespace kvt::testing

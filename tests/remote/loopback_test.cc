@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/kv_sample.h"
 #include "remote_test_util.h"
 #include "tests/common/wait.h"
 #include "tests/core/test_util.h"
@@ -580,6 +581,60 @@ TEST(Kvtierd, BadSizeOrConfigExitsTwoWithAMessage) {
   out.clear();
   EXPECT_EQ(run("--config /dev/zero", &out), 2) << out;
   EXPECT_NE(out.find("limit"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run("--compression lz4", &out), 2) << out;
+  EXPECT_NE(out.find("compression"), std::string::npos) << out;
+}
+
+// kvtierd --compression zstd: a client offering zstd puts compressed blocks, and the node's
+// metrics say it decoded them.
+TEST(Kvtierd, CompressionFlagAcceptsZstdAndReportsIt) {
+  testing::TestDir d;
+  const std::string port_file = d.file("port");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(KVTIERD_PATH, "kvtierd", "--listen", "127.0.0.1:0", "--dir", (d.path() + "/node").c_str(),
+            "--host-bytes", "8MiB", "--compression", "zstd", "--port-file", port_file.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string port;
+  for (int i = 0; i < 1200 && port.empty(); ++i) {  // up to 30 s: bounds a hang only
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    std::ifstream(port_file) >> port;
+  }
+  ASSERT_FALSE(port.empty()) << "kvtierd did not start";
+  const std::string ep = "127.0.0.1:" + port;
+  {
+    testing::TestDir a_dir;
+    Options o = StoreOptions(a_dir.path(), ep);
+    ASSERT_TRUE(o.Set("remote_compression", "zstd").ok());
+    auto a = testing::MustOpen(o);
+    ASSERT_TRUE(a);
+    const uint64_t ns = *a->OpenNamespace(testing::SmallNamespace());
+    const auto toks = Tokens(48, 5);
+    std::vector<Hash128> keys;
+    ASSERT_TRUE(a->HashTokens(ns, toks, &keys).ok());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto data = KvLikeBytes(i, 16384);
+      ASSERT_TRUE(a->Put(ns, keys[i], i ? keys[i - 1] : Hash128{}, &toks[i * 16], data.data(),
+                         data.size())
+                      .ok());
+    }
+  }
+  FILE* p = ::popen((std::string(KVTIERD_PATH) + " --metrics " + ep).c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string text;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0);
+  EXPECT_NE(text.find("kvtierd_compression_decoded_zstd 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("kvtierd_compressed_connections 1\n"), std::string::npos) << text;
+  ASSERT_EQ(0, ::kill(pid, SIGTERM));
+  int status = 0;
+  ASSERT_EQ(pid, ::waitpid(pid, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 #endif
 

@@ -145,6 +145,79 @@ TEST(WireFormat, HelloResponseWithZeroMaxKeysIsRejected) {
   EXPECT_NE(s.message().find("max_keys"), std::string::npos);
 }
 
+TEST(WireFormat, HelloCarriesCodecsOnlyWhenOffered) {
+  HelloRequest plain;
+  plain.client_nonce.fill(7);
+  EXPECT_EQ(EncodeHello(plain).size(), kNonceBytes);  // what servers before compression expect
+  HelloRequest offer = plain;
+  offer.codecs = kCodecZstd | kCodecFp8 | 0x40;  // an unknown bit travels; the server drops it
+  const auto body = EncodeHello(offer);
+  ASSERT_EQ(body.size(), kNonceBytes + 4);
+  HelloRequest d;
+  ASSERT_TRUE(DecodeHello(body, &d).ok());
+  EXPECT_EQ(d.codecs, offer.codecs);
+  auto bad = body;
+  bad[kNonceBytes + 2] = 1;  // reserved
+  EXPECT_FALSE(DecodeHello(bad, &d).ok());
+  bad = body;
+  bad[kNonceBytes] = 0;  // the long form offering nothing is not canonical
+  EXPECT_FALSE(DecodeHello(bad, &d).ok());
+  bad = body;
+  bad.pop_back();
+  EXPECT_FALSE(DecodeHello(bad, &d).ok());
+  HelloResponse r;
+  r.max_body = 1 << 20;
+  r.max_keys = 8;
+  r.codecs = kCodecZstd;
+  HelloResponse rd;
+  ASSERT_TRUE(DecodeHelloResponse(EncodeHelloResponse(r), &rd).ok());
+  EXPECT_EQ(rd.codecs, kCodecZstd);
+}
+
+TEST(WireFormat, EncodedPayloadLengthsAreChecked) {
+  GetBlockHead h;
+  h.present = true;
+  h.info.key = {1, 2};
+  h.info.payload_bytes = 1000;
+  uint8_t buf[kGetBlockHeadBytes];
+  GetBlockHead d;
+  for (uint8_t e : {uint8_t{1}, uint8_t{2}}) {
+    h.info.encoding = e;
+    EncodeGetBlockHead(h, buf);
+    ASSERT_TRUE(DecodeGetBlockHead(buf, kGetBlockHeadBytes + 400, &d).ok());
+    EXPECT_EQ(d.info.encoding, e);
+    EXPECT_EQ(d.wire_bytes, 400u);
+    // An encoded block must be shorter than the block, and not empty.
+    EXPECT_FALSE(DecodeGetBlockHead(buf, kGetBlockHeadBytes + 1000, &d).ok());
+    EXPECT_FALSE(DecodeGetBlockHead(buf, kGetBlockHeadBytes, &d).ok());
+  }
+  h.info.encoding = 3;  // unknown
+  EncodeGetBlockHead(h, buf);
+  EXPECT_FALSE(DecodeGetBlockHead(buf, kGetBlockHeadBytes + 400, &d).ok());
+  h.info.encoding = 0;
+  EncodeGetBlockHead(h, buf);
+  EXPECT_FALSE(DecodeGetBlockHead(buf, kGetBlockHeadBytes + 400, &d).ok());
+  ASSERT_TRUE(DecodeGetBlockHead(buf, kGetBlockHeadBytes + 1000, &d).ok());
+
+  BlockInfo info = h.info;
+  info.encoding = static_cast<uint8_t>(Encoding::kZstd);
+  auto put = EncodePutHead("ns", info);
+  put.resize(put.size() + 300, 9);
+  PutRequest p;
+  ASSERT_TRUE(DecodePut(put, Limits{}, &p).ok());
+  EXPECT_EQ(p.payload.size(), 300u);
+  EXPECT_EQ(p.info.encoding, static_cast<uint8_t>(Encoding::kZstd));
+  put.resize(put.size() + 700, 9);  // as long as the block: it should have gone raw
+  EXPECT_FALSE(DecodePut(put, Limits{}, &p).ok());
+
+  // A lookup entry describes a stored block: never an encoding.
+  LookupEntry e;
+  e.present = true;
+  e.info = info;
+  std::vector<LookupEntry> out;
+  EXPECT_FALSE(DecodeLookupResponse(EncodeLookupResponse({&e, 1}), Limits{}, &out).ok());
+}
+
 TEST(WireAuth, MacDependsOnSecretRoleAndBothNonces) {
   std::array<uint8_t, kNonceBytes> a{}, b{};
   ASSERT_TRUE(RandomNonce(&a).ok());

@@ -105,7 +105,25 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
                                                           const RemoteTimeouts& t,
                                                           const std::string& credential,
                                                           const TlsOptions& tls,
-                                                          size_t socket_buffer) {
+                                                          size_t socket_buffer, uint8_t codecs) {
+  auto c = ConnectOnce(endpoint, secret, t, credential, tls, socket_buffer, codecs);
+  // A node from before compression answers the longer hello with INVALID_ARGUMENT and closes:
+  // the same connection again, plain. (A node that knows the field never refuses it.)
+  if (codecs != 0 && !c.ok() && c.status().code() == Code::kInvalidArgument &&
+      c.status().message().find("hello body") != std::string::npos) {
+    c = ConnectOnce(endpoint, secret, t, credential, tls, socket_buffer, 0);
+    if (c.ok()) (*c)->fallback_ = true;
+  }
+  return c;
+}
+
+StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::ConnectOnce(const std::string& endpoint,
+                                                              const std::string& secret,
+                                                              const RemoteTimeouts& t,
+                                                              const std::string& credential,
+                                                              const TlsOptions& tls,
+                                                              size_t socket_buffer,
+                                                              uint8_t codecs) {
   const size_t colon = endpoint.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("remote endpoint '" + endpoint + "' is not host:port");
@@ -152,12 +170,14 @@ StatusOr<std::unique_ptr<RemoteConn>> RemoteConn::Connect(const std::string& end
     KVT_RETURN_IF_ERROR(impl->StartTls(host, tls, t.connect).WithContext("TLS to " + endpoint));
   }
   std::unique_ptr<RemoteConn> c(new RemoteConn(std::move(impl), endpoint, t));
-  KVT_RETURN_IF_ERROR(c->Handshake(secret, credential).WithContext("kvtierd " + endpoint));
+  KVT_RETURN_IF_ERROR(c->Handshake(secret, credential, codecs).WithContext("kvtierd " + endpoint));
   return c;
 }
 
-Status RemoteConn::Handshake(const std::string& secret, const std::string& credential) {
+Status RemoteConn::Handshake(const std::string& secret, const std::string& credential,
+                             uint8_t codecs) {
   wire::HelloRequest hello;
+  hello.codecs = codecs;
   KVT_RETURN_IF_ERROR(wire::RandomNonce(&hello.client_nonce));
   std::vector<uint8_t> frame;
   const uint64_t id = NextRequestId();
@@ -172,6 +192,12 @@ Status RemoteConn::Handshake(const std::string& secret, const std::string& crede
   KVT_RETURN_IF_ERROR(ReadBody(h, &body));
   wire::HelloResponse hr;
   KVT_RETURN_IF_ERROR(wire::DecodeHelloResponse(body, &hr));
+  if ((hr.codecs & ~codecs) != 0) {
+    broken_ = true;
+    return Status::Corruption("the server accepted codecs 0x" + std::to_string(hr.codecs) +
+                              " that were not offered");
+  }
+  codecs_ = hr.codecs;
   // The server's limits, never above our own defaults: they bound what we allocate.
   limits_.max_body = std::min(limits_.max_body, hr.max_body);
   limits_.max_keys = std::min(limits_.max_keys, hr.max_keys);

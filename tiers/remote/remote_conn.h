@@ -46,13 +46,17 @@ class RemoteConn {
   // the server rejected our secret, or could not prove it knows it.
   // `credential`: the id of a per-tenant credential (kvtierd --tenants) whose secret `secret` is;
   // empty for the node's shared secret. `socket_buffer`: SO_SNDBUF and SO_RCVBUF, set before the
-  // connect so the window scale covers them; 0 leaves the kernel's autotuning.
+  // connect so the window scale covers them; 0 leaves the kernel's autotuning. `codecs`: the
+  // payload codecs to offer in HELLO (wire::kCodec*; 0: the original hello). A node from before
+  // compression refuses the longer hello: then the connection is made again without the offer
+  // (plain), and fallback() says so.
   static StatusOr<std::unique_ptr<RemoteConn>> Connect(const std::string& endpoint,
                                                        const std::string& secret,
                                                        const RemoteTimeouts& t,
                                                        const std::string& credential = "",
                                                        const TlsOptions& tls = {},
-                                                       size_t socket_buffer = 0);
+                                                       size_t socket_buffer = 0,
+                                                       uint8_t codecs = 0);
   ~RemoteConn();
   RemoteConn(const RemoteConn&) = delete;
   RemoteConn& operator=(const RemoteConn&) = delete;
@@ -71,6 +75,13 @@ class RemoteConn {
 
   uint64_t NextRequestId() { return ++last_id_; }
   bool broken() const { return broken_; }
+  // The stream carried something this side cannot accept (a payload that does not decode, an
+  // encoding not negotiated): it is out of trust, so the connection is not used again.
+  void MarkBroken() { broken_ = true; }
+  // The codecs the node accepted at HELLO (a subset of those offered).
+  uint8_t codecs() const { return codecs_; }
+  // The node refused the hello with codecs (it predates compression); this connection is plain.
+  bool fallback() const { return fallback_; }
   // A received frame failed its MAC (the connection is broken).
   bool tampered() const { return tampered_; }
   const wire::Limits& limits() const { return limits_; }
@@ -81,7 +92,13 @@ class RemoteConn {
  private:
   struct Impl;
   RemoteConn(std::unique_ptr<Impl> impl, std::string endpoint, RemoteTimeouts t);
-  Status Handshake(const std::string& secret, const std::string& credential);
+  static StatusOr<std::unique_ptr<RemoteConn>> ConnectOnce(const std::string& endpoint,
+                                                           const std::string& secret,
+                                                           const RemoteTimeouts& t,
+                                                           const std::string& credential,
+                                                           const TlsOptions& tls,
+                                                           size_t socket_buffer, uint8_t codecs);
+  Status Handshake(const std::string& secret, const std::string& credential, uint8_t codecs);
   Status ReadRaw(void* dst, size_t n);
   // The body of the current frame is complete: reads and checks its tag.
   Status VerifyTag();
@@ -98,6 +115,8 @@ class RemoteConn {
   uint64_t last_id_ = 0;
   bool broken_ = false;
   bool tampered_ = false;
+  uint8_t codecs_ = 0;
+  bool fallback_ = false;
   wire::FrameMac mac_out_, mac_in_;
   size_t body_left_ = 0;  // body bytes of the current received frame not yet read
   uint64_t bytes_in_ = 0, bytes_out_ = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,16 @@ BlockMeta ToBlockMeta(uint64_t ns, const wire::BlockInfo& b) {
 namespace {
 
 uint8_t OpByte(wire::Op op) { return static_cast<uint8_t>(op); }
+
+// The geometry of a namespace from its canonical encoding; nullopt when it does not parse (the
+// server would refuse it anyway; an encoded block for it is then never accepted).
+std::optional<Geometry> GeometryOfEncoding(std::string_view ns) {
+  auto d = DecodeNamespace(ns);
+  if (!d.ok()) return std::nullopt;
+  auto g = ValidateNamespace(*d);
+  if (!g.ok()) return std::nullopt;
+  return *g;
+}
 
 // A response frame must answer the request we sent, in order.
 Status CheckResponse(RemoteConn* c, const wire::FrameHeader& h, wire::Op op, uint64_t id) {
@@ -77,7 +88,21 @@ struct RemoteTier::Node {
 
 Status RemotePayload::Read(uint8_t* dst) {
   consumed_ = true;
-  KVT_RETURN_IF_ERROR(conn_->ReadExact(dst, info_.payload_bytes));
+  if (info_.encoding == static_cast<uint8_t>(wire::Encoding::kRaw)) {
+    KVT_RETURN_IF_ERROR(conn_->ReadExact(dst, info_.payload_bytes));
+  } else {
+    // ReadGetResponse let an encoded block through only with a negotiated codec and a decoding.
+    std::vector<uint8_t>& in = *decoding_->scratch;
+    in.resize(wire_bytes_);  // bounded: less than payload_bytes, within the frame limit
+    KVT_RETURN_IF_ERROR(conn_->ReadExact(in.data(), in.size()));  // tag verified with the last byte
+    Status ds = DecodePayload(static_cast<wire::Encoding>(info_.encoding), *decoding_->geometry, in,
+                              dst, info_.payload_bytes, conn_->limits().max_body,
+                              decoding_->counters);
+    if (!ds.ok()) {
+      conn_->MarkBroken();  // a node that sends what does not decode is not trusted further
+      return ds.WithContext("block from " + conn_->endpoint());
+    }
+  }
   if (Checksum64(dst, info_.payload_bytes) != info_.checksum) {
     checksum_failures_->fetch_add(1, std::memory_order_relaxed);
     return Status::Corruption("block from " + conn_->endpoint() + " failed its payload checksum");
@@ -174,7 +199,7 @@ Status RemoteTier::WithConn(Node& n, const std::function<Status(RemoteConn*)>& f
     if (!pooled) {
       Add(counters_.connects);
       auto r = RemoteConn::Connect(n.endpoint, opts_.secret, opts_.timeouts, opts_.credential,
-                                   opts_.tls, opts_.socket_buffer_bytes);
+                                   opts_.tls, opts_.socket_buffer_bytes, opts_.codecs);
       if (!r.ok()) {
         Add(counters_.connect_failures);
         Count(r.status());
@@ -185,6 +210,8 @@ Status RemoteTier::WithConn(Node& n, const std::function<Status(RemoteConn*)>& f
         return r.status();
       }
       c = std::move(r).value();
+      if (c->codecs() != 0) Add(counters_.compressed_connections);
+      if (c->fallback()) Add(counters_.codec_fallbacks);
     }
     const uint64_t in0 = c->bytes_in(), out0 = c->bytes_out();
     Status s = fn(c.get());
@@ -298,10 +325,12 @@ struct RemoteTier::GetJob {
   // Per key: given to the sink already (a batch resent after a dead connection skips these).
   // Each batch belongs to one worker at a time, so its entries need no lock.
   std::vector<uint8_t> delivered;
+  std::optional<Geometry> geometry;  // the namespace's, when this tier offers codecs
 };
 
 Status RemoteTier::ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size_t at, size_t n,
-                                   const Sink& sink, std::vector<uint8_t>* scratch) {
+                                   const Sink& sink, std::vector<uint8_t>* scratch,
+                                   const PayloadDecoding* decoding) {
   for (;;) {  // one frame per key, the last flagged End (or one error frame)
     wire::FrameHeader h;
     KVT_RETURN_IF_ERROR(c->ReadHeader(&h));
@@ -317,12 +346,23 @@ Status RemoteTier::ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size
     if (!hs.ok() || head.index >= n ||
         (head.present && !(head.info.key == job->keys[at + head.index]))) {
       // The stream cannot be trusted past this point.
+      c->MarkBroken();
       return Status::Corruption("get response from " + c->endpoint() + ": " +
                                 (hs.ok() ? "a block for another key" : hs.message()));
     }
+    const auto enc = static_cast<wire::Encoding>(head.info.encoding);
+    if (head.present && enc != wire::Encoding::kRaw &&
+        ((c->codecs() & wire::CodecBit(enc)) == 0 || decoding == nullptr ||
+         decoding->geometry == nullptr)) {
+      c->MarkBroken();
+      Add(counters_.codec.decode_failures);
+      return Status::Corruption("get response from " + c->endpoint() + ": a block encoded as " +
+                                wire::EncodingName(head.info.encoding) +
+                                ", which this connection did not negotiate");
+    }
     if (head.present) {
       const size_t k = at + head.index;
-      RemotePayload p(c, head.info, &counters_.checksum_failures);
+      RemotePayload p(c, head.info, &counters_.checksum_failures, head.wire_bytes, decoding);
       if (!job->delivered[k]) {
         job->delivered[k] = 1;
         sink(job->index[k], &p);
@@ -332,7 +372,7 @@ Status RemoteTier::ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size
         Add(counters_.get_hits);
       }
       if (!p.consumed()) {  // not wanted (or delivered before): skip it to stay in step
-        size_t left = head.info.payload_bytes;
+        size_t left = head.wire_bytes;
         scratch->resize(std::min<size_t>(left, 1 << 20));
         while (left > 0) {
           const size_t step = std::min(left, scratch->size());
@@ -347,6 +387,9 @@ Status RemoteTier::ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size
 
 Status RemoteTier::RunGetBatches(RemoteConn* c, GetJob* job, std::vector<size_t>* mine,
                                  const Sink& sink) {
+  // Encoded blocks need the namespace's geometry (to check the decoded size and dequantize).
+  std::vector<uint8_t> encoded;
+  PayloadDecoding decoding{job->geometry ? &*job->geometry : nullptr, &counters_.codec, &encoded};
   // A batch larger than this connection's max_keys goes as several requests.
   struct InFlight {
     size_t batch, at, n;
@@ -391,7 +434,8 @@ Status RemoteTier::RunGetBatches(RemoteConn* c, GetJob* job, std::vector<size_t>
     if (inflight.empty()) return first;
     const InFlight r = inflight.front();
     inflight.pop_front();
-    Status s = ReadGetResponse(c, job, r.id, r.at, r.n, sink, &scratch);
+    Status s = ReadGetResponse(c, job, r.id, r.at, r.n, sink, &scratch,
+                               c->codecs() != 0 ? &decoding : nullptr);
     if (!s.ok()) {
       if (c->broken()) return s;
       if (first.ok()) first = s;  // an error response: the connection stays usable
@@ -421,6 +465,13 @@ Status RemoteTier::Get(std::string_view ns, std::span<const Hash128> keys, const
     jobs[node]->index.push_back(i);
   }
   Add(counters_.get_keys, keys.size());
+  if (opts_.codecs != 0) {
+    // Only with compression on is the encoding parsed: a plain Get costs nothing more.
+    std::optional<Geometry> g = GeometryOfEncoding(ns);
+    for (auto& j : jobs) {
+      if (j) j->geometry = g;
+    }
+  }
   // Workers: up to connections_per_node per node, never more than the node has batches.
   std::vector<GetJob*> workers;
   for (auto& j : jobs) {
@@ -466,9 +517,23 @@ Status RemoteTier::Put(std::string_view ns, const wire::BlockInfo& info, const v
     Add(counters_.no_node);
     return Status::Ok();  // no node to own the block: it stays local only
   }
+  std::optional<Geometry> geometry;
+  if (opts_.codecs != 0) geometry = GeometryOfEncoding(ns);
+  std::vector<uint8_t> encoded;
   return WithConn(*(*nodes)[OwnerIn(*nodes, info.key)], [&](RemoteConn* c) -> Status {
-    const std::vector<uint8_t> head = wire::EncodePutHead(ns, info);
-    const uint64_t body = head.size() + uint64_t{info.payload_bytes};
+    wire::BlockInfo sent = info;
+    std::span<const uint8_t> payload(static_cast<const uint8_t*>(data), info.payload_bytes);
+    if (c->codecs() != 0 && geometry) {
+      const wire::Encoding e =
+          EncodePayload(ChooseEncoding(c->codecs(), *geometry), *geometry, payload.data(),
+                        payload.size(), &encoded, &sent.checksum, &counters_.codec);
+      if (e != wire::Encoding::kRaw) {
+        sent.encoding = static_cast<uint8_t>(e);
+        payload = encoded;
+      }
+    }
+    const std::vector<uint8_t> head = wire::EncodePutHead(ns, sent);
+    const uint64_t body = head.size() + uint64_t{payload.size()};
     if (body > c->limits().max_body) {
       return Status::InvalidArgument("a block of " + std::to_string(info.payload_bytes) +
                                      " bytes exceeds the frame limit of " + c->endpoint());
@@ -477,8 +542,7 @@ Status RemoteTier::Put(std::string_view ns, const wire::BlockInfo& info, const v
     uint8_t hdr[wire::kHeaderBytes];
     wire::EncodeHeader({OpByte(wire::Op::kPut), 0, wire::kFlagEnd, id, static_cast<uint32_t>(body)},
                        hdr);
-    std::span<const uint8_t> bufs[] = {
-        {hdr, sizeof hdr}, head, {static_cast<const uint8_t*>(data), info.payload_bytes}};
+    std::span<const uint8_t> bufs[] = {{hdr, sizeof hdr}, head, payload};
     KVT_RETURN_IF_ERROR(c->Write(bufs));
     std::vector<uint8_t> resp;
     return ReadResponse(c, wire::Op::kPut, id, &resp);
@@ -543,6 +607,10 @@ void RemoteTier::StatsJson(nlohmann::json* out) const {
   j["get_batches"] = get(counters_.get_batches);
   j["get_workers"] = get(counters_.get_workers);
   j["batches_resent"] = get(counters_.batches_resent);
+  j["compression"] = WireCompressionName(opts_.codecs);
+  j["compressed_connections"] = get(counters_.compressed_connections);
+  j["codec_fallbacks"] = get(counters_.codec_fallbacks);
+  counters_.codec.ToJson(&j["codec"]);
 }
 
 }  // namespace kvt

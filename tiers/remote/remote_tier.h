@@ -37,6 +37,7 @@
 #include "io/wire_format.h"
 #include "tiers/policy/block_meta.h"
 #include "tiers/remote/remote_conn.h"
+#include "tiers/remote/wire_codec.h"
 
 namespace kvt {
 
@@ -60,6 +61,9 @@ struct RemoteOptions {
   // SO_SNDBUF/SO_RCVBUF of each connection; 0: the kernel's autotuning. For a link of R bytes/s
   // and round trip T, give each of the N connections R*T/N at least (BdpBytes).
   size_t socket_buffer_bytes = 0;
+  // Payload codecs to offer each node (remote_compression; wire::kCodec*). 0: none, and the
+  // hello is the original one. A node uses what it accepts of them (kvtierd --compression).
+  uint8_t codecs = 0;
 };
 
 // Bytes in flight a link of `bits_per_s` with round trip `rtt` holds (its bandwidth-delay product).
@@ -75,16 +79,35 @@ struct RemoteCounters {
   std::atomic<uint64_t> puts{0}, bytes_in{0}, bytes_out{0};
   std::atomic<uint64_t> node_set_changes{0}, no_node{0};  // SetNodes calls; requests with no node
   std::atomic<uint64_t> get_batches{0}, get_workers{0}, batches_resent{0};
+  // Compression: connections whose HELLO accepted a codec, connections made plain again for a
+  // node from before compression, and the codec's own counters (GET payloads decoded, PUT
+  // payloads encoded).
+  std::atomic<uint64_t> compressed_connections{0}, codec_fallbacks{0};
+  WireCodecCounters codec;
+};
+
+// What a streamed payload needs to decode an encoded block (a Get with compression on).
+struct PayloadDecoding {
+  const Geometry* geometry = nullptr;  // the namespace's; null: the encoding could not be read
+  WireCodecCounters* counters = nullptr;
+  std::vector<uint8_t>* scratch = nullptr;  // the encoded bytes (one block at a time)
 };
 
 // Reads the payload of one streamed block. Read verifies the checksum after filling dst.
 class RemotePayload {
  public:
   RemotePayload(RemoteConn* c, const wire::BlockInfo& info,
-                std::atomic<uint64_t>* checksum_failures)
-      : conn_(c), info_(info), checksum_failures_(checksum_failures) {}
-  // Fills dst (info().payload_bytes). Corruption: the checksum failed (dst holds garbage; the
-  // stream is still in step). Other errors: the connection failed.
+                std::atomic<uint64_t>* checksum_failures, uint32_t wire_bytes = 0,
+                const PayloadDecoding* decoding = nullptr)
+      : conn_(c),
+        info_(info),
+        checksum_failures_(checksum_failures),
+        wire_bytes_(wire_bytes),
+        decoding_(decoding) {}
+  // Fills dst (info().payload_bytes), decoding an encoded block. Corruption: the checksum
+  // failed (dst holds garbage; the stream is still in step), or an encoded payload did not
+  // decode (the connection is then broken: nothing more is read from it). Other errors: the
+  // connection failed.
   Status Read(uint8_t* dst);
   const wire::BlockInfo& info() const { return info_; }
   bool consumed() const { return consumed_; }
@@ -93,6 +116,8 @@ class RemotePayload {
   RemoteConn* conn_;
   wire::BlockInfo info_;
   std::atomic<uint64_t>* checksum_failures_;
+  uint32_t wire_bytes_;
+  const PayloadDecoding* decoding_;
   bool consumed_ = false;
 };
 
@@ -154,8 +179,10 @@ class RemoteTier {
   // connection that died, then claims batches until none are left.
   Status RunGetBatches(RemoteConn* c, GetJob* job, std::vector<size_t>* mine, const Sink& sink);
   // Reads the response of one GET request for keys [at, at + n) of the job.
+  // `decoding`: for encoded blocks (null when this tier offers no codec).
   Status ReadGetResponse(RemoteConn* c, GetJob* job, uint64_t id, size_t at, size_t n,
-                         const Sink& sink, std::vector<uint8_t>* scratch);
+                         const Sink& sink, std::vector<uint8_t>* scratch,
+                         const PayloadDecoding* decoding);
   void Count(const Status& s);
 
   RemoteOptions opts_;

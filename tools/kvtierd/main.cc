@@ -3,7 +3,7 @@
 //   kvtierd --listen HOST:PORT --dir DIR [--auth-secret-file FILE] [--tenants FILE]
 //           [--tls-cert PEM --tls-key PEM --tls-ca PEM] [--insecure-plaintext]
 //           [--host-bytes SIZE] [--nvme-bytes SIZE] [--config FILE] [--max-connections N] [--idle-timeout-ms N]
-//           [--frame-timeout-ms N] [--threads N] [--port-file FILE]
+//           [--frame-timeout-ms N] [--threads N] [--port-file FILE] [--compression none|zstd|fp8]
 //           [--etcd http://HOST:PORT [--etcd-prefix /kvtier/CLUSTER] [--etcd-ttl S] [--advertise HOST:PORT]]
 //   kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]     print a node's metrics and exit
 // (Loopback throughput of this server next to plain TCP: kvtier-bench's net/ rows.)
@@ -39,7 +39,7 @@ int Usage(const std::string& why) {
                "               [--threads N] [--port-file FILE]\n"
                "               [--max-unauth-connections N] [--handshake-timeout-ms N]\n"
                "               [--max-buffered-bytes N] [--max-namespaces-per-connection N]\n"
-               "               [--max-namespaces N]\n"
+               "               [--max-namespaces N] [--compression none|zstd|fp8]\n"
                "               [--etcd http://HOST:PORT [--etcd-prefix /kvtier/CLUSTER]\n"
                "                [--etcd-ttl SECONDS] [--advertise HOST:PORT]]\n"
                "       kvtierd --metrics HOST:PORT [--auth-secret-file FILE] [--auth-id ID]\n");
@@ -116,6 +116,14 @@ int Main(int argc, char** argv) {
     else if (a == "--etcd-prefix") ok = value(&eo.prefix);
     else if (a == "--etcd-ttl") ok = number(&eo.ttl_s) && eo.ttl_s > 0;
     else if (a == "--advertise") ok = value(&eo.advertise);
+    else if (a == "--compression") {
+      // Codecs accepted from clients that offer them (fp8 only for KVT_NS_LOSSY_OK namespaces).
+      std::string v;
+      ok = value(&v);
+      auto c = kvt::ParseWireCompression(v);
+      if (ok && !c.ok()) return Usage(c.status().message());
+      if (ok) so.codecs = *c;
+    }
     else if (a == "--handshake-timeout-ms") {
       ok = number(&ms);
       so.handshake_timeout = std::chrono::milliseconds(ms);

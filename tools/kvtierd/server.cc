@@ -6,6 +6,8 @@
 
 #include <openssl/ssl.h>
 
+#include <nlohmann/json.hpp>
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl/context.hpp>
 
@@ -234,6 +236,7 @@ Server::Server(Store* store, const ServerOptions& o)
   session_cfg_.max_buffered = o.max_buffered_bytes;
   session_cfg_.max_namespaces_per_connection = o.max_namespaces_per_connection;
   session_cfg_.max_namespaces = o.max_namespaces;
+  session_cfg_.codecs = o.codecs;
   session_cfg_.metrics = [this] { return Metrics(); };
 }
 
@@ -422,6 +425,13 @@ std::string Server::Metrics() const {
   line("blocks_sent", sessions_.blocks_sent);
   line("blocks_missing", sessions_.blocks_missing);
   line("blocks_received", sessions_.blocks_received);
+  line("compressed_connections", sessions_.compressed_connections);
+  // The codec's counters (GET payloads encoded, PUT payloads decoded), as kvtierd_compression_*.
+  nlohmann::json cj;
+  sessions_.codec.ToJson(&cj);
+  for (auto it = cj.begin(); it != cj.end(); ++it) {
+    out += "kvtierd_compression_" + it.key() + " " + it.value().dump() + "\n";
+  }
   return out;
 }
 

@@ -40,6 +40,8 @@ struct ServerOptions {
   uint64_t max_buffered_bytes = 256ull << 20;  // request bodies buffered, all connections
   size_t max_namespaces_per_connection = 256;
   size_t max_namespaces = 4096;          // namespaces registered in the node's store
+  // Codecs accepted from clients that offer them (--compression none|zstd|fp8; wire::kCodec*).
+  uint8_t codecs = 0;
   std::chrono::milliseconds idle_timeout{300'000};
   std::chrono::milliseconds frame_timeout{10'000};
   int threads = 2;

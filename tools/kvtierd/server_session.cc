@@ -37,6 +37,7 @@ ServerSession::~ServerSession() {
 void ServerSession::ForgetNamespaces() {
   for (const auto& [encoding, id] : ns_cache_) store_->ReleasePeerNamespace(id);
   ns_cache_.clear();
+  ns_geometry_.clear();
 }
 
 void ServerSession::SetTlsPeer(TlsPeer peer) { tls_ = std::move(peer); }
@@ -259,6 +260,10 @@ void ServerSession::HandleHello(const wire::FrameHeader& h, std::span<const uint
   }
   resp.max_body = cfg_.limits.max_body;
   resp.max_keys = cfg_.limits.max_keys;
+  // The offered codecs this node accepts (bits it does not know are dropped here).
+  codecs_ = req.codecs & cfg_.codecs & wire::kKnownCodecs;
+  resp.codecs = codecs_;
+  if (codecs_ != 0) Add(counters_->compressed_connections);
   state_ = resp.auth_required ? State::kExpectAuth : State::kReady;
   Send(Resp(wire::Op::kHello), h.request_id, wire::EncodeHelloResponse(resp));
 }
@@ -331,6 +336,7 @@ StatusOr<uint64_t> ServerSession::NamespaceOf(std::string_view encoding) {
   if (opened.status().code() == Code::kBusy) Add(counters_->namespace_limit);
   KVT_ASSIGN_OR_RETURN(NamespaceRef info, std::move(opened));
   ns_cache_.emplace(std::move(key), info->id);  // released when the connection closes
+  ns_geometry_[info->id] = info->geometry;
   return info->id;
 }
 
@@ -358,7 +364,8 @@ Status ServerSession::HandleGet(const wire::FrameHeader& h, std::span<const uint
   wire::KeysRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodeKeysRequest(body, cfg_.limits, /*allow_keys=*/true, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
-  get_ = PendingGet{h.request_id, ns, std::move(req.keys), 0};
+  const Geometry& g = ns_geometry_.at(ns);
+  get_ = PendingGet{h.request_id, ns, std::move(req.keys), 0, g, ChooseEncoding(codecs_, g)};
   return Status::Ok();  // Pump streams the blocks (ContinueGet)
 }
 
@@ -372,10 +379,24 @@ void ServerSession::ContinueGet() {
     PinnedBlock b;
     if (store_->PinLocal(g.ns, g.keys[i], &b)) {
       head.present = true;
+      if (g.encoding != wire::Encoding::kRaw && !spare_.empty()) {
+        item.encoded = std::move(spare_.back());
+        spare_.pop_back();
+      }
       head.info = ToBlockInfo(b.meta);
-      item.pin = b;
-      item.ext = b.data;
-      item.ext_len = b.meta.payload_bytes;
+      const wire::Encoding used =
+          EncodePayload(g.encoding, g.geometry, b.data, b.meta.payload_bytes, &item.encoded,
+                        &head.info.checksum, &counters_->codec);
+      if (used == wire::Encoding::kRaw) {
+        item.pin = b;
+        item.ext = b.data;
+        item.ext_len = b.meta.payload_bytes;
+      } else {
+        store_->UnpinLocal(b);  // the encoded copy goes out instead
+        head.info.encoding = static_cast<uint8_t>(used);
+        item.ext = item.encoded.data();
+        item.ext_len = item.encoded.size();
+      }
       Add(counters_->blocks_sent);
     } else {
       Add(counters_->blocks_missing);
@@ -406,7 +427,25 @@ Status ServerSession::HandlePut(const wire::FrameHeader& h, std::span<const uint
   wire::PutRequest req;
   KVT_RETURN_IF_ERROR(wire::DecodePut(body, cfg_.limits, &req));
   KVT_ASSIGN_OR_RETURN(uint64_t ns, NamespaceOf(req.ns));
-  KVT_RETURN_IF_ERROR(store_->PutFromPeer(ToBlockMeta(ns, req.info), req.payload.data()));
+  const uint8_t* payload = req.payload.data();
+  if (req.info.encoding != static_cast<uint8_t>(wire::Encoding::kRaw)) {
+    const auto e = static_cast<wire::Encoding>(req.info.encoding);
+    if ((codecs_ & wire::CodecBit(e)) == 0) {
+      return Status::InvalidArgument(std::string("put encoded as ") +
+                                     wire::EncodingName(req.info.encoding) +
+                                     ", which this connection did not negotiate");
+    }
+    // Bounded: DecodePayload wants exactly the namespace's block size, within max_body.
+    decoded_.resize(req.info.payload_bytes <= cfg_.limits.max_body ? req.info.payload_bytes : 0);
+    KVT_RETURN_IF_ERROR(DecodePayload(e, ns_geometry_.at(ns), req.payload, decoded_.data(),
+                                      req.info.payload_bytes, cfg_.limits.max_body,
+                                      &counters_->codec));
+    payload = decoded_.data();
+  }
+  Status stored = store_->PutFromPeer(ToBlockMeta(ns, req.info), payload);
+  // Not kept across puts when large: idle connections must not each hold a block's worth.
+  if (decoded_.capacity() > (4u << 20)) std::vector<uint8_t>().swap(decoded_);
+  KVT_RETURN_IF_ERROR(stored);
   Add(counters_->blocks_received);
   Send(Resp(wire::Op::kPut), h.request_id, {});
   return Status::Ok();
@@ -484,10 +523,13 @@ void ServerSession::Advance(size_t n) {
     n -= take;
     if (o.sent == o.size()) {
       if (o.pin) store_->UnpinLocal(*o.pin);
+      if (o.encoded.capacity() > 0 && spare_.size() < 4) spare_.push_back(std::move(o.encoded));
       out_.pop_front();
       Add(counters_->frames_out);
     }
   }
+  // Spare encode buffers live only while a get streams (bounded by the output high-water mark).
+  if (!get_ && out_.empty()) spare_.clear();
   Pump();
 }
 

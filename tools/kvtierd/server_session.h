@@ -28,6 +28,7 @@
 
 #include "io/wire_auth.h"
 #include "io/wire_format.h"
+#include "tiers/remote/wire_codec.h"
 #include "tools/kvtierd/credentials.h"
 #include "src/store.h"
 
@@ -52,6 +53,9 @@ struct SessionConfig {
   // one beyond either is answered BUSY). 0: no limit.
   size_t max_namespaces_per_connection = 0;
   size_t max_namespaces = 0;
+  // Codecs (wire::kCodec*) the node accepts when a client offers them (kvtierd --compression);
+  // 0: none, every block travels raw.
+  uint8_t codecs = 0;
 };
 
 // What the TLS handshake of a connection established (kvtierd with --tls-*).
@@ -69,6 +73,8 @@ struct SessionCounters {
   std::atomic<uint64_t> cert_auth_ok{0}, cert_unknown{0};
   std::atomic<uint64_t> lookups{0}, gets{0}, puts{0}, drops{0}, stats{0};
   std::atomic<uint64_t> blocks_sent{0}, blocks_missing{0}, blocks_received{0};
+  std::atomic<uint64_t> compressed_connections{0};  // HELLOs that negotiated a codec
+  WireCodecCounters codec;  // GET payloads encoded, PUT payloads decoded
 };
 
 class ServerSession {
@@ -112,6 +118,7 @@ class ServerSession {
     std::array<uint8_t, wire::kTagBytes> tag{};  // the frame MAC, when tag_len > 0
     size_t tag_len = 0;
     std::optional<PinnedBlock> pin;
+    std::vector<uint8_t> encoded;  // an encoded payload (ext points into it; no pin then)
     size_t sent = 0;
     size_t size() const { return bytes.size() + ext_len + tag_len; }
   };
@@ -120,6 +127,8 @@ class ServerSession {
     uint64_t ns = 0;
     std::vector<Hash128> keys;
     size_t next = 0;
+    Geometry geometry;
+    wire::Encoding encoding = wire::Encoding::kRaw;  // what its blocks are offered as
   };
 
   // Parses and answers frames while allowed; continues a pending get first.
@@ -179,6 +188,13 @@ class ServerSession {
   // encoding -> namespace id: the namespaces this connection holds in the store (one
   // AcquirePeerNamespace each, released by ForgetNamespaces and when the session ends).
   std::unordered_map<std::string, uint64_t> ns_cache_;
+  std::unordered_map<uint64_t, Geometry> ns_geometry_;  // of the namespaces in ns_cache_
+  uint8_t codecs_ = 0;              // negotiated at HELLO
+  std::vector<uint8_t> decoded_;    // an encoded put's payload, decoded (one block at a time)
+  // Buffers of encoded payloads already sent, for the next ones: a fresh block-sized buffer per
+  // block would page-fault its way through every payload. At most 4, freed when the output
+  // drains with no get streaming.
+  std::vector<std::vector<uint8_t>> spare_;
 };
 
 // The store's stats JSON as Prometheus text: every numeric leaf becomes kvtier_<path> (booleans
