@@ -482,26 +482,42 @@ TEST(RemoteLoopback, RendezvousOwnersAreBalancedAndStable) {
 }
 
 #ifdef KVTIERD_PATH
-TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
-  testing::TestDir d;
-  const std::string secret_file = d.file("secret"), port_file = d.file("port"),
-                    config = d.file("store.conf");
-  std::ofstream(secret_file) << "process secret\n";
-  std::ofstream(config) << "nvme_segment_bytes = 1MiB\nhost_mlock = false\nhost_slab_bytes = 1MiB\n";
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execl(KVTIERD_PATH, "kvtierd", "--listen", "127.0.0.1:0", "--dir",
-            (d.path() + "/node").c_str(), "--auth-secret-file", secret_file.c_str(),
-            "--host-bytes", "8MiB", "--nvme-bytes", "4MiB", "--config", config.c_str(),
-            "--port-file", port_file.c_str(), static_cast<char*>(nullptr));
+// kvtierd as a child process listening on a free loopback port (args: every flag but --listen and
+// --port-file); port stays empty when it did not start within 30 s (a bound on a hang only).
+struct KvtierdChild {
+  pid_t pid = -1;
+  std::string port;
+};
+KvtierdChild SpawnKvtierd(const testing::TestDir& d, std::vector<std::string> args) {
+  const std::string port_file = d.file("port");
+  args.insert(args.begin(), {"kvtierd", "--listen", "127.0.0.1:0", "--port-file", port_file});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  KvtierdChild c;
+  c.pid = ::fork();
+  if (c.pid == 0) {
+    ::execv(KVTIERD_PATH, argv.data());
     ::_exit(127);
   }
-  std::string port;
-  for (int i = 0; i < 1200 && port.empty(); ++i) {  // up to 30 s: bounds a hang only
+  for (int i = 0; c.pid > 0 && i < 1200 && c.port.empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    std::ifstream(port_file) >> port;
+    std::ifstream(port_file) >> c.port;
   }
+  return c;
+}
+
+TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
+  testing::TestDir d;
+  const std::string secret_file = d.file("secret"), config = d.file("store.conf");
+  std::ofstream(secret_file) << "process secret\n";
+  std::ofstream(config) << "nvme_segment_bytes = 1MiB\nhost_mlock = false\nhost_slab_bytes = 1MiB\n";
+  const KvtierdChild child =
+      SpawnKvtierd(d, {"--dir", d.path() + "/node", "--auth-secret-file", secret_file,
+                       "--host-bytes", "8MiB", "--nvme-bytes", "4MiB", "--config", config});
+  const pid_t pid = child.pid;
+  ASSERT_GE(pid, 0);
+  const std::string port = child.port;
   ASSERT_FALSE(port.empty()) << "kvtierd did not start";
   const std::string ep = "127.0.0.1:" + port;
   std::vector<Hash128> keys;
@@ -590,20 +606,11 @@ TEST(Kvtierd, BadSizeOrConfigExitsTwoWithAMessage) {
 // metrics say it decoded them.
 TEST(Kvtierd, CompressionFlagAcceptsZstdAndReportsIt) {
   testing::TestDir d;
-  const std::string port_file = d.file("port");
-  const pid_t pid = ::fork();
+  const KvtierdChild child = SpawnKvtierd(
+      d, {"--dir", d.path() + "/node", "--host-bytes", "8MiB", "--compression", "zstd"});
+  const pid_t pid = child.pid;
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execl(KVTIERD_PATH, "kvtierd", "--listen", "127.0.0.1:0", "--dir", (d.path() + "/node").c_str(),
-            "--host-bytes", "8MiB", "--compression", "zstd", "--port-file", port_file.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  std::string port;
-  for (int i = 0; i < 1200 && port.empty(); ++i) {  // up to 30 s: bounds a hang only
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    std::ifstream(port_file) >> port;
-  }
+  const std::string port = child.port;
   ASSERT_FALSE(port.empty()) << "kvtierd did not start";
   const std::string ep = "127.0.0.1:" + port;
   {
