@@ -34,6 +34,18 @@ void Write(const std::string& path, const std::vector<uint8_t>& bytes) {
                                               static_cast<std::streamsize>(bytes.size()));
 }
 
+// An fp16 geometry whose namespace allows fp8 on the wire: the seeds' encoded payloads must be
+// in the geometry the fuzzer that reads them decodes with.
+Geometry LossyGeometry(uint32_t layers, uint32_t kv_heads, uint32_t head_dim, uint32_t tokens) {
+  Geometry g;
+  g.layers = layers;
+  g.kv_heads = kv_heads;
+  g.head_dim = head_dim;
+  g.block_tokens = tokens;
+  g.lossy_ok = true;
+  return g;
+}
+
 std::vector<uint8_t> Cat(std::initializer_list<std::vector<uint8_t>> parts) {
   std::vector<uint8_t> out;
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
@@ -131,12 +143,7 @@ int main(int argc, char** argv) {
   {
     // Encoded payloads for the wire codec, in the geometry frame_decoder_fuzzer decodes them
     // with (2 layers, 2 heads of 64, 4 tokens of fp16: 4 KiB blocks; an even key allows fp8).
-    Geometry g;
-    g.layers = 2;
-    g.kv_heads = 2;
-    g.head_dim = 64;
-    g.block_tokens = 4;
-    g.lossy_ok = true;
+    const Geometry g = LossyGeometry(2, 2, 64, 4);
     const auto kv = KvLikeBytes(5, g.BlockBytes());
     WireCodecCounters c;
     for (Encoding e : {Encoding::kZstd, Encoding::kFp8}) {
@@ -213,12 +220,7 @@ int main(int argc, char** argv) {
     // Flags bit 1: the client offers zstd and fp8 for the fuzzer's 128-byte lossy namespace
     // (1 layer, 1 head of 8, 4 tokens of fp16); the server accepts both and sends one block of
     // each encoding.
-    Geometry g;
-    g.layers = 1;
-    g.kv_heads = 1;
-    g.head_dim = 8;
-    g.block_tokens = 4;
-    g.lossy_ok = true;
+    const Geometry g = LossyGeometry(1, 1, 8, 4);
     const auto kv = KvLikeBytes(8, g.BlockBytes());
     WireCodecCounters c;
     HelloResponse both = open_hr;

@@ -507,6 +507,25 @@ KvtierdChild SpawnKvtierd(const testing::TestDir& d, std::vector<std::string> ar
   return c;
 }
 
+// SIGTERM, reaped: the exit code (128 + signal when killed).
+int StopKvtierd(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, SIGTERM) != 0) return -1;
+  int st = 0;
+  if (::waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// Runs a shell command; its standard output in *out, its exit code (128 + signal when killed),
+// or -1 when it could not be started.
+int RunCommand(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
+  const int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
   testing::TestDir d;
   const std::string secret_file = d.file("secret"), config = d.file("store.conf");
@@ -530,12 +549,8 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
   // Client mode: the node's metrics.
   const std::string cmd = std::string(KVTIERD_PATH) + " --metrics " + ep +
                           " --auth-secret-file " + secret_file;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string text;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
-  EXPECT_EQ(::pclose(p), 0);
+  EXPECT_EQ(RunCommand(cmd, &text), 0) << text;
   EXPECT_NE(text.find("kvtier_store_peer_puts 3\n"), std::string::npos) << text;
 
   // The C API end to end: kvtier-remote-demo puts through one store, gets through another.
@@ -543,11 +558,8 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
   for (const char* mode : {"put", "get"}) {
     const std::string demo = std::string(REMOTE_DEMO_PATH) + " " + mode + " " + ep + " " +
                              d.path() + "/demo-" + mode + " 2>&1";
-    FILE* dp = ::popen(demo.c_str(), "r");
-    ASSERT_NE(dp, nullptr);
     std::string out;
-    while (size_t n = std::fread(buf, 1, sizeof buf, dp)) out.append(buf, n);
-    EXPECT_EQ(::pclose(dp), 0) << out;
+    EXPECT_EQ(RunCommand(demo, &out), 0) << out;
     if (std::string(mode) == "get") {
       EXPECT_NE(out.find("in tier REMOTE"), std::string::npos) << out;
       EXPECT_NE(out.find("byte-exact"), std::string::npos) << out;
@@ -555,11 +567,7 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
   }
   ::unsetenv("KVTIER_AUTH_SECRET");
 
-  ASSERT_EQ(0, ::kill(pid, SIGTERM));
-  int status = 0;
-  ASSERT_EQ(pid, ::waitpid(pid, &status, 0));
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_EQ(StopKvtierd(pid), 0);
   // The write-back blocks were flushed to the node's NVMe tier at shutdown.
   Options o = StoreOptions(d.path() + "/node");
   ASSERT_TRUE(o.LoadFile(config).ok());
@@ -579,14 +587,9 @@ TEST(Kvtierd, ServesFlushesOnSigtermAndReportsMetrics) {
 TEST(Kvtierd, BadSizeOrConfigExitsTwoWithAMessage) {
   testing::TestDir d;
   auto run = [&](const std::string& args, std::string* out) {
-    const std::string cmd = std::string(KVTIERD_PATH) + " --listen 127.0.0.1:0 --dir " +
-                            d.path() + "/node " + args + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return -1;
-    char buf[4096];
-    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
-    const int st = ::pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return RunCommand(std::string(KVTIERD_PATH) + " --listen 127.0.0.1:0 --dir " + d.path() +
+                          "/node " + args + " 2>&1",
+                      out);
   };
   std::string out;
   EXPECT_EQ(run("--host-bytes 1" + std::string(400, '0') + ".0", &out), 2) << out;
@@ -630,18 +633,11 @@ TEST(Kvtierd, CompressionFlagAcceptsZstdAndReportsIt) {
                       .ok());
     }
   }
-  FILE* p = ::popen((std::string(KVTIERD_PATH) + " --metrics " + ep).c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string text;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
-  EXPECT_EQ(::pclose(p), 0);
+  EXPECT_EQ(RunCommand(std::string(KVTIERD_PATH) + " --metrics " + ep, &text), 0) << text;
   EXPECT_NE(text.find("kvtierd_compression_decoded_zstd 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("kvtierd_compressed_connections 1\n"), std::string::npos) << text;
-  ASSERT_EQ(0, ::kill(pid, SIGTERM));
-  int status = 0;
-  ASSERT_EQ(pid, ::waitpid(pid, &status, 0));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(StopKvtierd(pid), 0);
 }
 #endif
 
