@@ -378,6 +378,10 @@ int main(void) {
   EXPECT_REJECT(kvt_options_set(o, "dir", NULL), KVT_INVALID_ARGUMENT);
   EXPECT_REJECT(kvt_options_set(o, "no_such_option", "1"), KVT_INVALID_ARGUMENT);
   EXPECT(strstr(kvt_last_error(), "no_such_option") != NULL);
+  EXPECT_REJECT(kvt_options_set(o, "remote_compression", "lz4"), KVT_INVALID_ARGUMENT);
+  EXPECT(strstr(kvt_last_error(), "remote_compression") != NULL);
+  EXPECT_OK(kvt_options_set(o, "remote_compression", "zstd"));
+  EXPECT_OK(kvt_options_set(o, "remote_compression", "none"));
   EXPECT_REJECT(kvt_options_set(o, "host_bytes", "12XB"), KVT_INVALID_ARGUMENT);
   EXPECT(strstr(kvt_last_error(), "12XB") != NULL);
   EXPECT_REJECT(kvt_options_set(o, "host_bytes", ""), KVT_INVALID_ARGUMENT);
@@ -462,6 +466,17 @@ int main(void) {
     uint64_t again = 0;
     EXPECT_OK(kvt_namespace_open(s, &d, &again));
     EXPECT(again == ns);
+  }
+  {
+    /* KVT_NS_LOSSY_OK: another namespace (lossy copies never meet exact ones); fp16/bf16 only */
+    uint64_t lossy = 0;
+    d.flags = KVT_NS_LOSSY_OK;
+    EXPECT_OK(kvt_namespace_open(s, &d, &lossy));
+    EXPECT(lossy != 0 && lossy != ns);
+    d.kv_dtype = "int8";
+    EXPECT_REJECT(kvt_namespace_open(s, &d, &lossy), KVT_INVALID_ARGUMENT);
+    d.kv_dtype = "fp16";
+    d.flags = 0;
   }
   size_t bb = 0;
   EXPECT_REJECT(kvt_block_bytes(NULL, ns, &bb), KVT_INVALID_ARGUMENT);
