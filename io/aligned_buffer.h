@@ -18,9 +18,11 @@ namespace kvt {
 class AlignedBuffer {
  public:
   static constexpr size_t kPage = 4096;
+  static constexpr size_t kHugePage = 2u << 20;  // x86-64's PMD-sized transparent huge page
 
   AlignedBuffer() = default;
   // Maps `bytes` (rounded up to 4 KiB). With lock = true, tries mlock and records the outcome.
+  // From 2 MiB up the region is 2 MiB-aligned and advised for transparent huge pages.
   static StatusOr<AlignedBuffer> Allocate(size_t bytes, bool lock);
 
   AlignedBuffer(AlignedBuffer&& o) noexcept { *this = std::move(o); }
@@ -33,12 +35,15 @@ class AlignedBuffer {
   size_t size() const { return size_; }
   bool Locked() const { return locked_; }
   const std::string& LockError() const { return lock_error_; }
+  // Whether the kernel took the huge-page advice (it may still back parts with 4 KiB pages).
+  bool HugePagesAdvised() const { return huge_pages_; }
 
  private:
   void Reset();
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
   bool locked_ = false;
+  bool huge_pages_ = false;
   std::string lock_error_;
 };
 

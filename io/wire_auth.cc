@@ -1,12 +1,11 @@
 #include "io/wire_auth.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -52,11 +51,6 @@ std::array<uint8_t, kMacBytes> Hmac(std::span<const uint8_t> key, std::string_vi
   return mac;
 }
 
-EVP_MAC* HmacAlgorithm() {
-  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  return mac;
-}
-
 }  // namespace
 
 SessionKeys DeriveSessionKeys(std::string_view secret,
@@ -65,16 +59,19 @@ SessionKeys DeriveSessionKeys(std::string_view secret,
   const auto prk = Hmac({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()},
                         "kvtier-session-v1", server_nonce, client_nonce);
   SessionKeys k;
-  k.client_to_server = Hmac(prk, "kvtier-frame-v1 client->server", {}, {});
-  k.server_to_client = Hmac(prk, "kvtier-frame-v1 server->client", {}, {});
+  k.client_to_server = Hmac(prk, "kvtier-frame-v2 client->server", {}, {});
+  k.server_to_client = Hmac(prk, "kvtier-frame-v2 server->client", {}, {});
   return k;
 }
 
-// EVP_MAC_init with a null key re-arms the context with the key set before: one key schedule per
-// connection, not per frame.
+// AES-256-GMAC (GCM over additional data only, NIST SP 800-38D): the key schedule is set once per
+// connection, each frame re-arms the context with its IV. The IV is the direction's frame number:
+// every direction of every connection has its own key, so no (key, IV) pair repeats. GMAC runs
+// at about 8 GB/s per core here with AES-NI and PCLMULQDQ, HMAC-SHA256 at 1.7 (docs/decisions.md).
 struct FrameMac::Ctx {
-  EVP_MAC_CTX* ctx = nullptr;
-  ~Ctx() { EVP_MAC_CTX_free(ctx); }
+  EVP_CIPHER_CTX* ctx = nullptr;
+  bool ok = false;  // false: OpenSSL refused the key; every tag then fails (fail closed)
+  ~Ctx() { EVP_CIPHER_CTX_free(ctx); }
 };
 
 FrameMac::FrameMac() = default;
@@ -83,42 +80,46 @@ FrameMac::FrameMac(FrameMac&&) noexcept = default;
 FrameMac& FrameMac::operator=(FrameMac&&) noexcept = default;
 
 FrameMac::FrameMac(const FrameKey& key) : ctx_(std::make_unique<Ctx>()) {
-  EVP_MAC* alg = HmacAlgorithm();
-  ctx_->ctx = alg != nullptr ? EVP_MAC_CTX_new(alg) : nullptr;
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
-  // Without HMAC-SHA256 nothing can be authenticated; failing open would be worse than stopping.
-  if (ctx_->ctx == nullptr || EVP_MAC_init(ctx_->ctx, key.data(), key.size(), params) != 1) {
-    std::abort();
-  }
+  static_assert(sizeof(FrameKey) == 32, "AES-256 takes a 32-byte key");
+  ctx_->ctx = EVP_CIPHER_CTX_new();
+  ctx_->ok = ctx_->ctx != nullptr &&
+             EVP_EncryptInit_ex(ctx_->ctx, EVP_aes_256_gcm(), nullptr, key.data(), nullptr) == 1;
 }
 
 void FrameMac::Begin(const uint8_t header[kHeaderBytes]) {
-  EVP_MAC_init(ctx_->ctx, nullptr, 0, nullptr);
-  uint8_t seq[8];
-  for (int i = 0; i < 8; ++i) seq[i] = static_cast<uint8_t>(seq_ >> (8 * i));
-  EVP_MAC_update(ctx_->ctx, seq, sizeof seq);
-  EVP_MAC_update(ctx_->ctx, header, kHeaderBytes);
+  uint8_t iv[12] = {};  // 4 zero bytes, then seq (u64 little-endian)
+  for (int i = 0; i < 8; ++i) iv[4 + i] = static_cast<uint8_t>(seq_ >> (8 * i));
+  if (ctx_->ok) ctx_->ok = EVP_EncryptInit_ex(ctx_->ctx, nullptr, nullptr, nullptr, iv) == 1;
+  Update({header, kHeaderBytes});
 }
 
 void FrameMac::Update(std::span<const uint8_t> bytes) {
-  if (!bytes.empty()) EVP_MAC_update(ctx_->ctx, bytes.data(), bytes.size());
+  // Additional data only (no output buffer); OpenSSL buffers partial 16-byte blocks across calls.
+  // Spans beyond INT_MAX go in pieces (EVP's lengths are ints).
+  while (ctx_->ok && !bytes.empty()) {
+    const size_t n = std::min<size_t>(bytes.size(), 1u << 30);
+    int len = 0;
+    ctx_->ok = EVP_EncryptUpdate(ctx_->ctx, nullptr, &len, bytes.data(), static_cast<int>(n)) == 1;
+    bytes = bytes.subspan(n);
+  }
 }
 
 std::array<uint8_t, kTagBytes> FrameMac::Finish() {
-  uint8_t full[kMacBytes];
-  size_t len = 0;
-  EVP_MAC_final(ctx_->ctx, full, &len, sizeof full);
-  ++seq_;
+  static_assert(kTagBytes == 16, "a GCM tag is 16 bytes");
   std::array<uint8_t, kTagBytes> tag{};
-  std::memcpy(tag.data(), full, kTagBytes);
+  int len = 0;
+  uint8_t none[16];
+  if (ctx_->ok) {
+    ctx_->ok = EVP_EncryptFinal_ex(ctx_->ctx, none, &len) == 1 &&
+               EVP_CIPHER_CTX_ctrl(ctx_->ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, tag.data()) == 1;
+  }
+  ++seq_;
   return tag;
 }
 
 bool FrameMac::Verify(const uint8_t tag[kTagBytes]) {
   const auto want = Finish();
-  return CRYPTO_memcmp(want.data(), tag, kTagBytes) == 0;
+  return ctx_->ok && CRYPTO_memcmp(want.data(), tag, kTagBytes) == 0;
 }
 
 std::array<uint8_t, kTagBytes> FrameMac::Tag(std::span<const uint8_t> header_and_body) {

@@ -1,4 +1,5 @@
-// Challenge/response authentication for kvtierd connections (HMAC-SHA256, OpenSSL).
+// Challenge/response authentication for kvtierd connections (HMAC-SHA256, OpenSSL), and the
+// frame MAC after it (AES-256-GMAC).
 //
 // After the hello exchange both sides hold a client nonce and a server nonce (32 random bytes
 // each, fresh per connection). The client proves it knows the shared secret with
@@ -10,7 +11,7 @@
 // Frame authentication. A successful AUTH derives two frame keys from the same secret and both
 // nonces (HKDF-style: HMAC with the secret, then one HMAC per direction), and from then on every
 // frame carries a kTagBytes trailer:
-//   tag = HMAC-SHA256(key_dir, seq u64 | header | body)[0..16)
+//   tag = AES-256-GMAC(key_dir, iv = 0u32 | seq u64, header | body)
 // seq counts the tagged frames of that direction from 0, so a changed, injected, dropped,
 // replayed or reordered frame fails its tag, and a frame of another connection (other nonces,
 // other keys) too. A tag failure closes the connection: a miss, never bytes.

@@ -26,12 +26,13 @@
 namespace kvt::wire {
 
 constexpr uint32_t kMagic = 0x5754564Bu;  // bytes "KVTW"
-constexpr uint8_t kVersion = 2;  // 2: frames after AUTH carry a MAC trailer
+constexpr uint8_t kVersion = 3;  // 2: frames after AUTH carry a MAC trailer; 3: it is AES-GMAC
 constexpr size_t kHeaderBytes = 24;
 constexpr size_t kNonceBytes = 32;
 constexpr size_t kMacBytes = 32;  // HMAC-SHA256
 // After an authenticated handshake every frame, both ways, is followed by this many bytes of
-// HMAC-SHA256 (truncated) over its sequence number, header and body; not counted in body_len.
+// AES-256-GMAC tag over its header and body (IV: the direction's frame number); not counted in
+// body_len.
 constexpr size_t kTagBytes = 16;
 constexpr size_t kMaxCredentialId = 128;  // bytes of a credential id in AUTH
 constexpr size_t kMetaBytes = 64;

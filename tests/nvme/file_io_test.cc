@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <memory>
 #include <random>
 #include <vector>
@@ -139,6 +141,30 @@ TEST(MakeDefaultFileIo, AlwaysReturnsAnImplementation) {
   auto io = MakeDefaultFileIo(16);
   ASSERT_NE(io, nullptr);
   std::printf("default FileIo: %s\n", io->Name());
+}
+
+// Pools of a huge page or more start on a 2 MiB boundary and are advised for transparent huge
+// pages (the kernel's socket copies out of a 4 KiB-paged 549 MiB pool ran at a third of their
+// speed); smaller buffers are left alone. The whole region is usable and moving keeps the advice.
+TEST(AlignedBufferTest, LargeRegionsAreHugePageAlignedAndAdvised) {
+  constexpr size_t kLarge = (6u << 20) + 1;
+  auto big = AlignedBuffer::Allocate(kLarge, false);
+  ASSERT_TRUE(big.ok()) << big.status().ToString();
+  EXPECT_EQ(big->size(), AlignUp(kLarge, AlignedBuffer::kPage));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big->data()) % AlignedBuffer::kHugePage, 0u);
+  std::memset(big->data(), 0x5a, big->size());  // every byte of the trimmed mapping is there
+  EXPECT_EQ(big->data()[big->size() - 1], 0x5a);
+  auto small = AlignedBuffer::Allocate(1u << 20, false);
+  ASSERT_TRUE(small.ok());
+  EXPECT_FALSE(small->HugePagesAdvised());
+  std::string thp;
+  std::getline(std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"), thp);
+  if (thp.find("[never]") != std::string::npos || thp.empty()) {
+    GTEST_SKIP() << "transparent huge pages are off here (" << thp << ")";
+  }
+  EXPECT_TRUE(big->HugePagesAdvised());
+  AlignedBuffer moved = std::move(big).value();
+  EXPECT_TRUE(moved.HugePagesAdvised());
 }
 
 class FaultInjectionTest : public ::testing::Test {

@@ -233,6 +233,7 @@ void HostTier::StatsJson(nlohmann::json* out) const {
   j["policy"] = std::string(index_->policy_name());
   j["memory"] = pool_->memory().KindName();
   j["memory_note"] = pool_->memory().note();
+  j["huge_pages"] = pool_->memory().huge_pages();
 }
 
 }  // namespace kvt

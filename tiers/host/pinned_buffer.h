@@ -33,6 +33,8 @@ class PinnedBuffer {
   const char* KindName() const;
   // Why the region is not locked (empty when it is).
   const std::string& note() const { return note_; }
+  // The mmap'd region took the transparent-huge-page advice (cudaHostAlloc'd memory never does).
+  bool huge_pages() const { return kind_ != Kind::kCudaHost && mapped_.HugePagesAdvised(); }
 
  private:
   void FreeCudaHost();  // frees a cudaHostAlloc'd region; the mmap'd one frees itself

@@ -298,7 +298,7 @@ void ServerSession::HandleAuth(const wire::FrameHeader& h, std::span<const uint8
                             binding);
   Send(Resp(wire::Op::kAuth), h.request_id, wire::EncodeAuth(proof));
   // Inside TLS every record is already authenticated (AEAD, per-record sequence numbers): a
-  // second MAC per frame would add HMAC-SHA256 over every byte for nothing (docs/decisions.md).
+  // second MAC per frame would add a GMAC over every byte for nothing (docs/decisions.md).
   if (tls_) return;
   // Every frame after this one, both ways, carries a tag under the session's keys.
   const wire::SessionKeys keys =
