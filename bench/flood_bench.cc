@@ -155,11 +155,11 @@ StatusOr<FloodFigures> RunFloodBench(const FloodBenchOptions& o) {
   return f;
 }
 
-Status MakeLoopbackCerts(const std::string& dir, LoopbackBenchOptions* o) {
+Status MakeLoopbackCerts(const std::string& dir, LoopbackBenchOptions* o, const std::string& san) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("mkdir " + dir + ": " + ec.message());
-  std::ofstream(dir + "/san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+  std::ofstream(dir + "/san.ext") << "subjectAltName=" << san << "\n";
   const std::string kEc = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ";
   std::string sh = "cd '" + dir + "' && exec > openssl.log 2>&1 && openssl req -x509" + kEc +
                    "-keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca && ";

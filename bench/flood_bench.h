@@ -34,6 +34,8 @@ StatusOr<FloodFigures> RunFloodBench(const FloodBenchOptions& o);
 
 // Writes ca.pem, node.{pem,key} and client.{pem,key} (naming 127.0.0.1) to dir with the openssl
 // command line and fills o's TLS fields; Unavailable when the CLI is missing or fails.
-Status MakeLoopbackCerts(const std::string& dir, LoopbackBenchOptions* o);
+// `san`: the nodes' subjectAltName (a client checks the address it dials against it).
+Status MakeLoopbackCerts(const std::string& dir, LoopbackBenchOptions* o,
+                         const std::string& san = "IP:127.0.0.1,DNS:localhost");
 
 }  // namespace kvt

@@ -59,7 +59,10 @@ StatusOr<std::vector<Row>> RunInterleaved(std::vector<Test>& tests, int rounds) 
     row.note = t.note;
     if (!details[k].empty()) row.note += " (" + details[k] + ")";
     if (!t.limit.empty()) row.ratio_to_limit = ratio(k, t.limit);
-    for (const std::string& b : t.baselines) row.ratio_to_baseline[b] = ratio(k, b);
+    for (const std::string& b : t.baselines) {
+      // A row kept by --only as another row's baseline may name a baseline that did not run.
+      if (by_path.count(b) > 0) row.ratio_to_baseline[b] = ratio(k, b);
+    }
     rows.push_back(std::move(row));
   }
   return rows;

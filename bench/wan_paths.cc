@@ -9,6 +9,8 @@
 //   wan/fetch_zstd_RATE  the tuned fetch with remote_compression=zstd, of a prefix of KV-like
 //                        blocks (normal(0, 1) values as fp16, kernels/kv_sample.h)
 //   wan/fetch_fp8_RATE   the same with fp8 (lossy), the namespace flagged KVT_NS_LOSSY_OK
+//   wan/fetch_tls_RATE   the tuned fetch over TLS 1.3 (mutual certificates made with the openssl
+//                        CLI; left out without it), from a second listener of the same node
 // Goodput counts payload bytes only. Each row's note gives its goodput as a fraction of the link
 // rate and the CPU both ends used per GB moved (one process: kvtierd's threads and the client's).
 // Skipped, with a note, where network namespaces cannot be made.
@@ -24,6 +26,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench.h"
+#include "bench/flood_bench.h"
+#include "io/aligned_buffer.h"
 #include "io/unique_fd.h"
 #include "kernels/kv_sample.h"
 #include "src/store.h"
@@ -46,7 +50,9 @@ class WanFixture final : public Fixture {
   ~WanFixture() override {
     client.reset();
     if (server) server->Stop();
+    if (tls_server) tls_server->Stop();
     server.reset();
+    tls_server.reset();
     node.reset();
     listen_fd.Reset();
     link.reset();  // last: the namespaces go with it
@@ -54,11 +60,16 @@ class WanFixture final : public Fixture {
   std::unique_ptr<WanLink> link;
   std::unique_ptr<Store> node;
   std::unique_ptr<Server> server;
+  std::unique_ptr<Server> tls_server;  // the same node over TLS (null without the openssl CLI)
+  LoopbackBenchOptions certs;          // its PEM files
   std::unique_ptr<Store> client;
-  std::string client_mode;  // the client's settings: "1conn", "tuned", "zstd" or "fp8"
+  std::string client_mode;  // the client's settings: "1conn", "tuned", "zstd", "fp8" or "tls"
   UniqueFd listen_fd;  // raw TCP, in the server namespace
+  // Raw TCP's buffers, made and touched once: fresh ones each round cost page faults that the
+  // engine's pools (populated at open) do not pay.
+  AlignedBuffer tcp_send, tcp_recv;
   uint16_t tcp_port = 0;
-  std::string dir, endpoint, secret = "kvtier-bench-wan";
+  std::string dir, endpoint, tls_endpoint, secret = "kvtier-bench-wan";
   uint64_t block = 0, ns_id = 0, round = 0;
   std::vector<Hash128> keys;
 };
@@ -95,7 +106,7 @@ StatusOr<double> RawTcp(WanFixture* f, uint64_t bytes) {
   std::thread sender([&] {
     UniqueFd c(::accept4(f->listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c.valid()) return;
-    std::vector<uint8_t> buf(4u << 20, 0x5a);
+    const AlignedBuffer& buf = f->tcp_send;
     uint64_t left = bytes;
     while (left > 0) {
       const ssize_t w = ::send(c.get(), buf.data(), std::min<uint64_t>(left, buf.size()), MSG_NOSIGNAL);
@@ -111,7 +122,7 @@ StatusOr<double> RawTcp(WanFixture* f, uint64_t bytes) {
   ::inet_pton(AF_INET, WanLink::kServerAddr, &a.sin_addr);
   uint64_t got = 0;
   if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::vector<uint8_t> buf(4u << 20);
+    const AlignedBuffer& buf = f->tcp_recv;
     while (got < bytes) {
       const ssize_t r = ::recv(s.get(), buf.data(), buf.size(), 0);
       if (r <= 0) break;
@@ -144,8 +155,13 @@ Status PrepareClient(WanFixture* f, const std::string& mode, uint32_t rate_mbit)
   o.host_bytes = (kPrefixBlocks + 16) * f->block;
   o.host_slab_bytes = 16ull << 20;
   o.host_mlock = false;
-  o.remote = {f->endpoint};
+  o.remote = {mode == "tls" ? f->tls_endpoint : f->endpoint};
   o.auth_secret = f->secret;
+  if (mode == "tls") {
+    o.tls_cert = f->certs.tls_client_cert;
+    o.tls_key = f->certs.tls_client_key;
+    o.tls_ca = f->certs.tls_ca;
+  }
   o.remote_write = "off";
   if (tuned) {
     o.remote_connections = 4;
@@ -224,6 +240,10 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
   f->dir = dir + "/wan" + std::to_string(rate_mbit);
   KVT_RETURN_IF_ERROR(MakeDir(f->dir));
   f->block = c.quick ? (64u << 10) : (256u << 10);
+  KVT_ASSIGN_OR_RETURN(f->tcp_send, AlignedBuffer::Allocate(4u << 20, false));
+  KVT_ASSIGN_OR_RETURN(f->tcp_recv, AlignedBuffer::Allocate(4u << 20, false));
+  std::memset(f->tcp_send.data(), 0x5a, f->tcp_send.size());
+  std::memset(f->tcp_recv.data(), 0, f->tcp_recv.size());
   {
     KVT_ASSIGN_OR_RETURN(auto in, ScopedNetns::Enter(f->link->server_ns()));
     // Three prefixes: the pattern blocks, and KV-like ones for the zstd and fp8 rows.
@@ -235,6 +255,15 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     so.auth_secret = f->secret;
     so.insecure_plaintext = true;  // the link is the test's own; frames are still MACed
     KVT_ASSIGN_OR_RETURN(f->server, Server::Start(f->node.get(), so));
+    if (MakeLoopbackCerts(f->dir + "/certs", &f->certs, std::string("IP:") + WanLink::kServerAddr).ok()) {
+      so.codecs = 0;
+      so.insecure_plaintext = false;
+      so.tls_cert = f->certs.tls_node_cert;
+      so.tls_key = f->certs.tls_node_key;
+      so.tls_ca = f->certs.tls_ca;
+      KVT_ASSIGN_OR_RETURN(f->tls_server, Server::Start(f->node.get(), so));
+      f->tls_endpoint = std::string(WanLink::kServerAddr) + ":" + std::to_string(f->tls_server->port());
+    }
     KVT_RETURN_IF_ERROR(ListenIn(f));
   }
   f->endpoint = std::string(WanLink::kServerAddr) + ":" + std::to_string(f->server->port());
@@ -282,7 +311,8 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     };
     set->tests.push_back(std::move(t));
   }
-  for (const std::string mode : {"tuned", "1conn", "zstd", "fp8"}) {
+  for (const std::string mode : {"tuned", "1conn", "zstd", "fp8", "tls"}) {
+    if (mode == "tls" && !f->tls_server) continue;
     Test t;
     const bool is_plain = mode == "1conn";
     t.path = mode == "tuned" ? tuned : is_plain ? plain : "wan/fetch_" + mode + "_" + r;
@@ -293,6 +323,8 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     t.note = mode == "tuned"   ? "a client store's Prefetch of a 256-block prefix across the link: 4 "
                                  "connections, batches of 16 pipelined 4 deep, socket buffers of the BDP"
              : is_plain        ? "the same prefetch with one connection and one request"
+             : mode == "tls"  ? "the tuned prefetch over TLS 1.3 (mutual certificates, AES-128-GCM; "
+                                 "no frame MAC inside TLS)"
              : mode == "zstd" ? "the tuned prefetch with remote_compression=zstd (node accepts it) of a "
                                  "prefix of KV-like blocks (normal(0,1) values as fp16); goodput counts "
                                  "decoded payload bytes"
