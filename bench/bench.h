@@ -119,6 +119,17 @@ struct Source {
 };
 StatusOr<Source> MakeSource(uint64_t bytes);
 
+// One block per caller thread, carved from one region of at least 2 MiB, as a caller's pool would
+// be, so it is on huge pages like the limits' buffers (on these virtual machines an O_DIRECT
+// request into 4 KiB pages costs several times one into a huge page). Engine paths, baselines and
+// limits all get this kind of memory.
+struct ThreadBuffers {
+  AlignedBuffer region;
+  uint64_t block = 0;
+  uint8_t* operator[](int t) const { return region.data() + static_cast<uint64_t>(t) * block; }
+};
+StatusOr<ThreadBuffers> MakeThreadBuffers(int threads, uint64_t block);
+
 Status AddLimitTests(const Config& c, const Source& src, uint64_t block, const std::string& dir,
                      TestSet* set);
 Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const std::string& dir,

@@ -52,7 +52,7 @@ class EngineFixture final : public Fixture {
   std::unique_ptr<HostTier> host_put, host_get;
   AlignedBuffer host_dst;
   std::unique_ptr<NvmeTier> nvme_w, nvme_r;
-  std::vector<AlignedBuffer> thread_bufs;  // one block per caller thread
+  ThreadBuffers thread_bufs;  // one block per caller thread
   std::unique_ptr<Store> store_r, store_wt;
   uint64_t ns_r = 0, ns_wt = 0;
   std::vector<uint64_t> order;  // random read order
@@ -156,12 +156,10 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
     return f->nvme_r->Write(Meta(i, 0, block), src.Block(i, block));
   }));
   KVT_RETURN_IF_ERROR(f->nvme_r->Flush());
-  for (int t = 0; t < threads; ++t) {
-    KVT_ASSIGN_OR_RETURN(AlignedBuffer b, AlignedBuffer::Allocate(block, false));
-    f->thread_bufs.push_back(std::move(b));
-    // Registered like the host slots a mover reads into: READ_FIXED, no per-I/O page pinning.
-    KVT_RETURN_IF_ERROR(f->nvme_r->RegisterRegion(f->thread_bufs.back().data(), block).status());
-  }
+  KVT_ASSIGN_OR_RETURN(f->thread_bufs, MakeThreadBuffers(threads, block));
+  // Registered like the host slots a mover reads into: READ_FIXED, no per-I/O page pinning.
+  KVT_RETURN_IF_ERROR(
+      f->nvme_r->RegisterRegion(f->thread_bufs.region.data(), f->thread_bufs.region.size()).status());
   f->order = Permutation(nblocks, block + 1);
   // Batched prefix reads: kPrefix destinations in one registered region; prefixes start at
   // random multiples of kPrefix.
@@ -299,7 +297,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         const double t0 = NowSeconds();
         KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
           BlockMeta m;
-          return f->nvme_r->Read(1, Hash128{f->order[i] + 1, 0}, f->thread_bufs[t].data(), block,
+          return f->nvme_r->Read(1, Hash128{f->order[i] + 1, 0}, f->thread_bufs[t], block,
                                  &m);
         }));
         return Done(t0, nblocks, block);
@@ -331,7 +329,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
       [f, block, nblocks, threads]() -> StatusOr<Sample> {
         const double t0 = NowSeconds();
         KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
-          return f->store_r->Get(f->ns_r, Hash128{f->order[i] + 1, 7}, f->thread_bufs[t].data(),
+          return f->store_r->Get(f->ns_r, Hash128{f->order[i] + 1, 7}, f->thread_bufs[t],
                                  block);
         }));
         Sample s = Done(t0, nblocks, block);

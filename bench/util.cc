@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -80,6 +81,15 @@ StatusOr<Source> MakeSource(uint64_t bytes) {
   auto* w = reinterpret_cast<uint64_t*>(s.buf.data());
   for (size_t i = 0; i < s.buf.size() / 8; ++i) w[i] = rng();
   return s;
+}
+
+StatusOr<ThreadBuffers> MakeThreadBuffers(int threads, uint64_t block) {
+  ThreadBuffers b;
+  b.block = block;
+  KVT_ASSIGN_OR_RETURN(b.region, AlignedBuffer::Allocate(std::max<uint64_t>(threads * block, AlignedBuffer::kHugePage),
+                                                         /*lock=*/false));
+  std::memset(b.region.data(), 0, b.region.size());  // no first-touch page faults in round 1
+  return b;
 }
 
 StatusOr<uint64_t> FreeBytes(const std::string& dir) {

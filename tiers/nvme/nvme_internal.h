@@ -2,6 +2,7 @@
 // nvme_fsck.cc). Not for use outside the NVMe tier.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <set>
@@ -32,7 +33,10 @@ struct IoContext {
  private:
   static uint8_t* Grow(AlignedBuffer& b, size_t bytes) {
     if (b.size() < bytes) {
-      size_t want = b.size() == 0 ? bytes : std::max(bytes, b.size() * 2);
+      // At least a huge page: such a buffer is on transparent huge pages (AlignedBuffer), and an
+      // O_DIRECT request into 4 KiB pages costs several times one into a huge page on the
+      // virtual machines measured (docs/bench_results.md, "huge pages").
+      size_t want = std::max({bytes, b.size() * 2, AlignedBuffer::kHugePage});
       auto nb = AlignedBuffer::Allocate(want, false);
       if (!nb.ok()) return nullptr;
       b = std::move(nb).value();
