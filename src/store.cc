@@ -216,40 +216,42 @@ bool Store::Verify(const NamespaceInfo& ns, StorageTier* t, const BlockMeta& m,
 }
 
 Status Store::Locate(const NamespaceInfo& ns, std::span<const Hash128> keys,
-                     std::span<const Hash128> digests, bool stop_at_miss, Tier* tiers) {
+                     std::span<const Hash128> digests, Tier* tiers) {
   const size_t n = keys.size();
-  std::vector<uint8_t> todo(n, 0);  // no local tier holds it: ask the remote tier
+  std::fill(tiers, tiers + n, Tier::kNone);
+  std::vector<uint8_t> todo(n, 1);  // no tier asked so far holds it
+  std::vector<uint8_t> asked(n);
+  std::vector<BlockMeta> metas(n);
   StorageTier* remote = nullptr;
+  auto verify = [&](StorageTier* t, size_t i) {
+    const Hash128 parent = i == 0 ? ns.root : keys[i - 1];
+    return Verify(ns, t, metas[i], parent, digests.empty() ? nullptr : &digests[i]);
+  };
   // A lookup is not a use: routers probe many nodes and engines look up more than they load, so
   // only a get, put or prefetch touches a block for eviction (kvtier-sim relies on the same rule).
-  for (size_t i = 0; i < n; ++i) {
-    tiers[i] = Tier::kNone;
-    const Hash128 parent = i == 0 ? ns.root : keys[i - 1];
-    const Hash128* digest = digests.empty() ? nullptr : &digests[i];
-    bool seen = false;
-    for (StorageTier* t : mover_->tiers()) {
-      if (t->kind() == TierKind::kRemote) {
-        remote = t;
-        continue;
-      }
-      BlockMeta m;
-      if (!t->Lookup(ns.id, keys[i], &m, /*touch=*/false)) continue;
-      // The fastest tier holding it decides; a collision there is a miss.
-      seen = true;
-      if (Verify(ns, t, m, parent, digest)) tiers[i] = static_cast<Tier>(t->kind());
-      break;
+  // Tier by tier, one batch each (one lock per tier, not one per key); the fastest tier holding
+  // a key decides, and a collision there is a miss.
+  size_t left = n;  // keys still to ask the local tiers about
+  for (StorageTier* t : mover_->tiers()) {
+    if (t->kind() == TierKind::kRemote) {
+      remote = t;
+      continue;
     }
-    if (!seen) todo[i] = 1;
-    if (tiers[i] == Tier::kNone && stop_at_miss && remote_ == nullptr) break;
+    if (left == 0) continue;
+    asked = todo;
+    KVT_RETURN_IF_ERROR(t->LookupBatch(ns.id, keys, todo, metas));
+    for (size_t i = 0; i < n; ++i) {
+      if (!asked[i] || todo[i]) continue;
+      --left;
+      if (verify(t, i)) tiers[i] = static_cast<Tier>(t->kind());
+    }
   }
   if (remote == nullptr) return Status::Ok();
-  std::vector<BlockMeta> metas(n);
-  std::vector<uint8_t> asked = todo;
+  asked = todo;
   KVT_RETURN_IF_ERROR(remote->LookupBatch(ns.id, keys, todo, metas));
   for (size_t i = 0; i < n; ++i) {
     if (!asked[i] || todo[i]) continue;  // not asked, or not at its owner either
-    const Hash128 parent = i == 0 ? ns.root : keys[i - 1];
-    if (!Verify(ns, remote, metas[i], parent, digests.empty() ? nullptr : &digests[i])) continue;
+    if (!verify(remote, i)) continue;
     Add(counters_.remote_hits);
     tiers[i] = Tier::kRemote;
   }
@@ -260,7 +262,7 @@ Status Store::Lookup(uint64_t ns, std::span<const Hash128> keys, size_t* prefix_
                      Tier* tiers) {
   KVT_ASSIGN_OR_RETURN(NamespaceRef info, Namespace(ns));
   std::vector<Tier> found(keys.size(), Tier::kNone);
-  KVT_RETURN_IF_ERROR(Locate(*info, keys, {}, /*stop_at_miss=*/tiers == nullptr, found.data()));
+  KVT_RETURN_IF_ERROR(Locate(*info, keys, {}, found.data()));
   size_t prefix = 0;
   while (prefix < keys.size() && found[prefix] != Tier::kNone) ++prefix;
   if (tiers != nullptr) std::copy(found.begin(), found.end(), tiers);
@@ -282,7 +284,7 @@ Status Store::MatchPrefix(uint64_t ns, std::span<const int32_t> tokens, std::vec
   }
   std::vector<Tier> found(keys->size(), Tier::kNone);
   KVT_RETURN_IF_ERROR(
-      Locate(*info, *keys, digests, /*stop_at_miss=*/tiers == nullptr, found.data()));
+      Locate(*info, *keys, digests, found.data()));
   size_t prefix = 0;
   while (prefix < keys->size() && found[prefix] != Tier::kNone) ++prefix;
   if (tiers != nullptr) *tiers = std::move(found);

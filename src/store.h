@@ -184,13 +184,13 @@ class Store {
  private:
   explicit Store(const Options& o) : opts_(o), hasher_(o.hash_secret) {}
   Status OpenDirectory();
-  // Where each key's block is (tiers[i], kNone when absent), asking the tiers fastest first; the
-  // remote tier (one batched request) only for keys no local tier holds. A found block's stored
-  // parent must be keys[i-1] (the root for i = 0) and, when both have them, its token digest
-  // digests[i]: a mismatch is a collision, counted and reported kNone. With stop_at_miss and no
-  // remote tier, stops at the first miss (the rest stay kNone). PermissionDenied is returned.
+  // Where each key's block is (tiers[i], kNone when absent), asking the tiers fastest first, one
+  // batch per tier; the remote tier (one batched request) only for keys no local tier holds. A
+  // found block's stored parent must be keys[i-1] (the root for i = 0) and, when both have them,
+  // its token digest digests[i]: a mismatch is a collision, counted and reported kNone.
+  // PermissionDenied is returned.
   Status Locate(const NamespaceInfo& ns, std::span<const Hash128> keys,
-                std::span<const Hash128> digests, bool stop_at_miss, Tier* tiers);
+                std::span<const Hash128> digests, Tier* tiers);
   // Whether meta verifies as keys[i] of a chain (parent, digest, size); counts a collision.
   bool Verify(const NamespaceInfo& ns, StorageTier* t, const BlockMeta& m, const Hash128& parent,
               const Hash128* digest);

@@ -47,6 +47,30 @@ TEST(HostTier, PutReadRoundTripAndChecksum) {
   EXPECT_TRUE(t->Read(8, {1, 4}, out.data(), out.size(), nullptr).IsNotFound());
 }
 
+// The batch answers exactly what Lookup answers for the keys still to do, and only for them.
+TEST(HostTier, LookupBatchAnswersOnlyTheKeysToDo) {
+  auto t = MakeTier("lru");
+  std::vector<Hash128> keys;
+  for (uint64_t i = 0; i < 6; ++i) {
+    keys.push_back(Meta(i, 0).key);
+    if (i % 2 == 0) {
+      auto d = testing::PatternBytes(i, 4096);
+      ASSERT_TRUE(t->Put(Meta(i, 4096), d.data(), false).ok());
+    }
+  }
+  std::vector<uint8_t> todo = {1, 1, 1, 1, 0, 0};  // 4 held but not asked; 5 neither
+  std::vector<BlockMeta> metas(keys.size());
+  ASSERT_TRUE(t->LookupBatch(7, keys, todo, metas).ok());
+  EXPECT_EQ(todo, (std::vector<uint8_t>{0, 1, 0, 1, 0, 0}));
+  EXPECT_EQ(metas[0].key, keys[0]);
+  EXPECT_EQ(metas[2].key, keys[2]);
+  EXPECT_EQ(metas[2].payload_bytes, 4096u);
+  EXPECT_EQ(metas[4].payload_bytes, 0u);  // not asked: untouched
+  std::vector<uint8_t> other_ns = {1, 1, 1, 1, 1, 1};
+  ASSERT_TRUE(t->LookupBatch(8, keys, other_ns, metas).ok());
+  EXPECT_EQ(other_ns, (std::vector<uint8_t>(6, 1)));  // another namespace holds none of them
+}
+
 TEST(HostTier, StaysInsideBudgetUnderPressure) {
   // 1 MiB budget, 64 KiB blocks: 16 fit. Put 100; only the most recent 16 remain.
   auto t = MakeTier("lru");

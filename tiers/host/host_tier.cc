@@ -26,6 +26,19 @@ bool HostTier::Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touc
   return true;
 }
 
+Status HostTier::LookupBatch(uint64_t ns, std::span<const Hash128> keys, std::span<uint8_t> todo,
+                             std::span<BlockMeta> metas) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!todo[i]) continue;
+    const EntryId id = index_->Find(ns, keys[i]);
+    if (id == kNoEntry) continue;
+    metas[i] = index_->Get(id).meta;
+    todo[i] = 0;
+  }
+  return Status::Ok();
+}
+
 void HostTier::DropEntryLocked(EntryId id, bool evicted) {
   SlotRef slot = index_->Get(id).slot;
   index_->Erase(id, evicted);

@@ -55,6 +55,10 @@ class HostTier final : public StorageTier {
 
   // Metadata of a stored block; touches it for eviction when `touch`. No counters change.
   bool Lookup(uint64_t ns, const Hash128& key, BlockMeta* out, bool touch) override;
+  // One lock for the whole batch: a prefix match looks up every block of a chain, and the lock
+  // was a third of the per-key cost.
+  Status LookupBatch(uint64_t ns, std::span<const Hash128> keys, std::span<uint8_t> todo,
+                     std::span<BlockMeta> metas) override;
 
   // Two-phase slots (see the header comment). Reserve: NoSpace when a block of this size can
   // never fit; Busy when full and everything pinned.
