@@ -201,7 +201,9 @@ TEST_F(ChecksTest, RecordOfANewerGenerationIsStale) {
   EXPECT_EQ(t_->Stats().stale_swept, before.stale_swept + 1);
   EXPECT_FALSE(t_->Lookup(kNs, KeyOf(3), nullptr)) << "the stale entry is swept";
   for (uint64_t k = 0; k < kBlocks; ++k) {
-    if (k != 3) EXPECT_TRUE(Read(k).ok()) << k;
+    if (k != 3) {
+      EXPECT_TRUE(Read(k).ok()) << k;
+    }
   }
 }
 

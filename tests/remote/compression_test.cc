@@ -40,7 +40,9 @@ Options ClientOptions(const std::string& dir, const std::string& endpoint,
                       const char* compression, bool write_through = true) {
   Options o = StoreOptions(dir, endpoint);
   EXPECT_TRUE(o.Set("remote_compression", compression).ok());
-  if (!write_through) EXPECT_TRUE(o.Set("remote_write", "off").ok());
+  if (!write_through) {
+    EXPECT_TRUE(o.Set("remote_write", "off").ok());
+  }
   return o;
 }
 

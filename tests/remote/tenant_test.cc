@@ -53,7 +53,9 @@ TEST(Tenants, CredentialFileIsValidated) {
                                {"id": "x", "secret": "t", "tenants": [], "rights": []}]})"}) {
     auto r = CredentialSet::Parse(bad);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    }
   }
 }
 

@@ -37,7 +37,9 @@ struct TlsFixture {
   Options Client(const std::string& dir, const std::string& endpoint, const char* cert,
                  bool tls = true) const {
     Options o = StoreOptions(dir, endpoint);
-    if (tls) EXPECT_TRUE(o.Set("tls_ca", file("ca.pem")).ok());
+    if (tls) {
+      EXPECT_TRUE(o.Set("tls_ca", file("ca.pem")).ok());
+    }
     if (cert != nullptr) {
       EXPECT_TRUE(o.Set("tls_cert", file((std::string(cert) + ".pem").c_str())).ok());
       EXPECT_TRUE(o.Set("tls_key", file((std::string(cert) + ".key").c_str())).ok());
