@@ -263,6 +263,30 @@ TEST(WireAuth, FrameTagsDependOnKeyDirectionSequenceHeaderAndBody) {
   EXPECT_NE(r3.Tag(frame), t0);
 }
 
+// The tag is standard AES-256-GMAC (GCM, the frame as additional data, no plaintext) with
+// iv = 0u32 | seq u64 little-endian. Expected bytes from Python's cryptography package:
+//   AESGCM(bytes(range(32))).encrypt(bytes(4) + (5).to_bytes(8, "little"), b"", header + body)
+// so a peer in another language can interoperate, and a change of the construction fails here.
+TEST(WireAuth, FrameTagIsAes256GmacOfHeaderAndBodyWithTheSequenceAsIv) {
+  FrameKey key{};
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i);
+  uint8_t header[kHeaderBytes];
+  for (size_t i = 0; i < kHeaderBytes; ++i) header[i] = static_cast<uint8_t>(100 + i);
+  std::vector<uint8_t> body(1000);
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<uint8_t>(i * 7);
+  FrameMac mac(key);
+  for (int i = 0; i < 5; ++i) {  // frames 0..4: the next one is seq 5
+    mac.Begin(header);
+    mac.Finish();
+  }
+  mac.Begin(header);
+  mac.Update(std::span(body).first(333));  // in pieces that straddle 16-byte blocks
+  mac.Update(std::span(body).subspan(333));
+  const std::array<uint8_t, kTagBytes> want = {0xfe, 0x09, 0x1a, 0x85, 0x9d, 0xad, 0x12, 0xb5,
+                                               0xec, 0xc7, 0x4f, 0x31, 0xe9, 0xbc, 0x72, 0xf8};
+  EXPECT_EQ(mac.Finish(), want);
+}
+
 TEST(NamespaceEncoding, DecodeInvertsEncodeAndRejectsOthers) {
   NamespaceDesc d;
   d.model = "llama@3";
