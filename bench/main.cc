@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,22 @@
 
 namespace kvt::bench {
 namespace {
+
+// Whether --only can select a row of `family`: the rows of "net" and "wan" are named "net/..." and
+// "wan/...", every other row (disk, memory, lookups, trace) has no '/' (family ""). A word without
+// '/' may match rows of any family; a word with one matches only rows whose family ends with the
+// text before its '/' ("wan/", "an/fetch"). A family nobody can select is not set up at all: its
+// fixtures (files, nodes, links) cost more time than its rounds.
+bool FamilyWanted(const Config& c, std::string_view family) {
+  if (c.only.empty()) return true;
+  for (const std::string& w : c.only) {
+    const size_t slash = w.find('/');
+    if (slash == std::string::npos) return true;
+    const std::string_view head = std::string_view(w).substr(0, slash);
+    if (!family.empty() && family.ends_with(head)) return true;
+  }
+  return false;
+}
 
 constexpr const char* kUsage = R"(usage: kvtier-bench [flags]
   --quick             small run for CI: 3 sizes, 32 MiB per test, 3 rounds (< 1 minute)
@@ -44,7 +61,8 @@ constexpr const char* kUsage = R"(usage: kvtier-bench [flags]
   --json FILE|-       also write the results as JSON to FILE, or to stdout with '-' (the table
                       then goes to stderr)
   --only LIST         run only the paths containing one of these words (comma-separated), with
-                      the limits and baselines they are compared with
+                      the limits and baselines they are compared with; when every word has a '/'
+                      (net/..., wan/...), only those families are set up (no disk files)
   --keep              keep the run directory
 )";
 
@@ -257,22 +275,30 @@ int Main(int argc, char** argv) {
     return 1;
   };
   const double start = NowSeconds();
-  auto src = MakeSource(std::max(c.bytes_per_test, c.mem_bytes_per_test));
-  if (!src.ok()) return fail(src.status());
+  const bool disk = FamilyWanted(c, ""), net = FamilyWanted(c, "net"), wan = FamilyWanted(c, "wan");
+  Source src;  // the writers' bytes: only the disk, memory and trace rows write
+  if (disk) {
+    auto made = MakeSource(std::max(c.bytes_per_test, c.mem_bytes_per_test));
+    if (!made.ok()) return fail(made.status());
+    src = std::move(made).value();
+  }
   std::vector<Row> rows;
   for (uint64_t block : c.sizes) {
+    // Quick runs measure the network at their largest size only (each round starts a node).
+    const bool net_here = net && (!c.quick || block == c.sizes.back());
+    if (!disk && !net_here) continue;
     const std::string dir = run.path() + "/" + HumanSize(block);
     const double t0 = NowSeconds();
-    std::fprintf(stderr, "kvtier-bench: %s blocks: setting up...", HumanSize(block).c_str());
+    std::fprintf(stderr, "kvtier-bench: %s blocks: setting up%s%s...", HumanSize(block).c_str(),
+                 disk ? " disk and memory" : "", net_here ? (disk ? ", net" : " net") : "");
     std::fflush(stderr);
     {
       TestSet set;
       Status s = MakeDir(dir);
-      if (s.ok()) s = AddLimitTests(c, *src, block, dir, &set);
-      if (s.ok()) s = AddEngineTests(c, *src, block, dir, &set);
-      if (s.ok()) s = AddBaselineTests(c, *src, block, dir, &set);
-      // Quick runs measure the network at their largest size only (each round starts a node).
-      if (s.ok() && (!c.quick || block == c.sizes.back())) s = AddNetTests(c, block, dir, &set);
+      if (s.ok() && disk) s = AddLimitTests(c, src, block, dir, &set);
+      if (s.ok() && disk) s = AddEngineTests(c, src, block, dir, &set);
+      if (s.ok() && disk) s = AddBaselineTests(c, src, block, dir, &set);
+      if (s.ok() && net_here) s = AddNetTests(c, block, dir, &set);
       if (!s.ok()) return fail(s.WithContext("setting up " + HumanSize(block) + " blocks"));
       FilterTests(c.only, &set.tests);
       std::fprintf(stderr, " %zu tests x %d rounds...", set.tests.size(), c.rounds);
@@ -284,16 +310,17 @@ int Main(int argc, char** argv) {
     if (Status s = RemoveTree(dir); !s.ok()) return fail(s);
     std::fprintf(stderr, " %.1f s\n", NowSeconds() - t0);
   }
-  {
+  if (disk || wan) {
     const double t0 = NowSeconds();
-    std::fprintf(stderr, "kvtier-bench: lookups and trace replay...");
+    std::fprintf(stderr, "kvtier-bench: setting up%s%s...", disk ? " lookups and trace replay" : "",
+                 wan ? (disk ? ", wan" : " wan") : "");
     std::fflush(stderr);
     TestSet set;
     const std::string dir = run.path() + "/mixed";
     Status s = MakeDir(dir);
-    if (s.ok()) s = AddLookupTests(c, dir, &set);
-    if (s.ok()) s = AddTraceTests(c, *src, dir, &set);
-    if (s.ok()) s = AddWanTests(c, dir, &set);
+    if (s.ok() && disk) s = AddLookupTests(c, dir, &set);
+    if (s.ok() && disk) s = AddTraceTests(c, src, dir, &set);
+    if (s.ok() && wan) s = AddWanTests(c, dir, &set);
     if (!s.ok()) return fail(s.WithContext("setting up lookups and trace replay"));
     FilterTests(c.only, &set.tests);
     auto r = RunInterleaved(set.tests, c.rounds);

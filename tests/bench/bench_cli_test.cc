@@ -104,6 +104,25 @@ TEST(BenchFlags, MissingDirIsRefused) {
   EXPECT_NE(r.output.find("is not a directory"), std::string::npos) << r.output;
 }
 
+// --only naming network rows alone sets up nothing else: no disk files, no trace, no link.
+TEST(BenchFlags, OnlyNetRowsSetUpOnlyTheNetwork) {
+  kvt::testing::TestDir dir;
+  BenchRun r = RunBench("--quick --sizes 64K --rounds 1 --only net/remote_get --dir " + dir.path() +
+                        " --json " + dir.file("out.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("setting up net"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("disk and memory"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("trace replay"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("wan"), std::string::npos) << r.output;
+  std::ifstream in(dir.file("out.json"));
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_FALSE(j["results"].empty());
+  for (const auto& row : j["results"]) {
+    EXPECT_EQ(row["path"].get<std::string>().rfind("net/", 0), 0u) << row.dump();
+  }
+}
+
 TEST(BenchFlags, HelpExitsZero) {
   BenchRun r = RunBench("--help");
   EXPECT_EQ(r.exit_code, 0);
