@@ -35,7 +35,7 @@ StatusOr<AlignedBuffer> AlignedBuffer::Allocate(size_t bytes, bool lock) {
   b.size_ = size;
   b.huge_pages_ = huge && ::madvise(data, size, MADV_HUGEPAGE) == 0;
   if (lock) {
-    if (::mlock(p, size) == 0) {
+    if (::mlock(data, size) == 0) {
       b.locked_ = true;
     } else {
       int err = errno;

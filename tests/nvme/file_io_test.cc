@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,20 @@ TEST(AlignedBufferTest, LargeRegionsAreHugePageAlignedAndAdvised) {
   EXPECT_TRUE(big->HugePagesAdvised());
   AlignedBuffer moved = std::move(big).value();
   EXPECT_TRUE(moved.HugePagesAdvised());
+}
+
+// A trimmed huge-page region locks like any other: wherever this process may lock that many
+// bytes (checked on a plain mapping of the same size), Allocate(..., lock = true) is locked.
+TEST(AlignedBufferTest, LargeRegionsLockWhereThePlainMappingWould) {
+  constexpr size_t kLarge = 6u << 20;
+  void* plain = ::mmap(nullptr, kLarge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(plain, MAP_FAILED);
+  const bool may_lock = ::mlock(plain, kLarge) == 0;
+  ::munmap(plain, kLarge);
+  if (!may_lock) GTEST_SKIP() << "this process may not lock " << kLarge << " bytes";
+  auto big = AlignedBuffer::Allocate(kLarge, /*lock=*/true);
+  ASSERT_TRUE(big.ok()) << big.status().ToString();
+  EXPECT_TRUE(big->Locked()) << big->LockError();
 }
 
 class FaultInjectionTest : public ::testing::Test {
