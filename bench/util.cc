@@ -86,8 +86,8 @@ StatusOr<Source> MakeSource(uint64_t bytes) {
 StatusOr<ThreadBuffers> MakeThreadBuffers(int threads, uint64_t block) {
   ThreadBuffers b;
   b.block = block;
-  KVT_ASSIGN_OR_RETURN(b.region, AlignedBuffer::Allocate(std::max<uint64_t>(threads * block, AlignedBuffer::kHugePage),
-                                                         /*lock=*/false));
+  const uint64_t bytes = std::max<uint64_t>(threads * block, AlignedBuffer::kHugePage);
+  KVT_ASSIGN_OR_RETURN(b.region, AlignedBuffer::Allocate(bytes, /*lock=*/false));
   std::memset(b.region.data(), 0, b.region.size());  // no first-touch page faults in round 1
   return b;
 }

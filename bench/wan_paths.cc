@@ -255,14 +255,16 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     so.auth_secret = f->secret;
     so.insecure_plaintext = true;  // the link is the test's own; frames are still MACed
     KVT_ASSIGN_OR_RETURN(f->server, Server::Start(f->node.get(), so));
-    if (MakeLoopbackCerts(f->dir + "/certs", &f->certs, std::string("IP:") + WanLink::kServerAddr).ok()) {
+    const std::string san = std::string("IP:") + WanLink::kServerAddr;
+    if (MakeLoopbackCerts(f->dir + "/certs", &f->certs, san).ok()) {
       so.codecs = 0;
       so.insecure_plaintext = false;
       so.tls_cert = f->certs.tls_node_cert;
       so.tls_key = f->certs.tls_node_key;
       so.tls_ca = f->certs.tls_ca;
       KVT_ASSIGN_OR_RETURN(f->tls_server, Server::Start(f->node.get(), so));
-      f->tls_endpoint = std::string(WanLink::kServerAddr) + ":" + std::to_string(f->tls_server->port());
+      f->tls_endpoint =
+          std::string(WanLink::kServerAddr) + ":" + std::to_string(f->tls_server->port());
     }
     KVT_RETURN_IF_ERROR(ListenIn(f));
   }
@@ -311,7 +313,23 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     };
     set->tests.push_back(std::move(t));
   }
-  for (const std::string mode : {"tuned", "1conn", "zstd", "fp8", "tls"}) {
+  struct Mode {
+    std::string name;  // PrepareClient's settings
+    const char* note;
+  };
+  const Mode modes[] = {
+      {"tuned", "a client store's Prefetch of a 256-block prefix across the link: 4 connections, "
+                "batches of 16 pipelined 4 deep, socket buffers of the BDP"},
+      {"1conn", "the same prefetch with one connection and one request"},
+      {"zstd", "the tuned prefetch with remote_compression=zstd (node accepts it) of a prefix of "
+               "KV-like blocks (normal(0,1) values as fp16); goodput counts decoded payload bytes"},
+      {"fp8", "the tuned prefetch with remote_compression=fp8 (lossy; namespace flagged "
+              "KVT_NS_LOSSY_OK) of KV-like blocks; goodput counts decoded payload bytes"},
+      {"tls", "the tuned prefetch over TLS 1.3 (mutual certificates, AES-128-GCM; no frame MAC "
+              "inside TLS)"},
+  };
+  for (const Mode& m : modes) {
+    const std::string& mode = m.name;
     if (mode == "tls" && !f->tls_server) continue;
     Test t;
     const bool is_plain = mode == "1conn";
@@ -320,17 +338,7 @@ Status AddRate(const Config& c, uint32_t rate_mbit, const std::string& dir, Test
     t.block_bytes = f->block;
     t.limit = is_plain ? "" : tcp;
     if (!is_plain) t.baselines = {mode == "tuned" ? plain : tuned};
-    t.note = mode == "tuned"   ? "a client store's Prefetch of a 256-block prefix across the link: 4 "
-                                 "connections, batches of 16 pipelined 4 deep, socket buffers of the BDP"
-             : is_plain        ? "the same prefetch with one connection and one request"
-             : mode == "tls"  ? "the tuned prefetch over TLS 1.3 (mutual certificates, AES-128-GCM; "
-                                 "no frame MAC inside TLS)"
-             : mode == "zstd" ? "the tuned prefetch with remote_compression=zstd (node accepts it) of a "
-                                 "prefix of KV-like blocks (normal(0,1) values as fp16); goodput counts "
-                                 "decoded payload bytes"
-                               : "the tuned prefetch with remote_compression=fp8 (lossy; namespace "
-                                 "flagged KVT_NS_LOSSY_OK) of KV-like blocks; goodput counts decoded "
-                                 "payload bytes";
+    t.note = m.note;
     t.prepare = [f, mode, rate_mbit] { return PrepareClient(f, mode, rate_mbit); };
     t.run = [f, rate_mbit] { return Fetch(f, rate_mbit); };
     set->tests.push_back(std::move(t));

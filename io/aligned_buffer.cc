@@ -28,7 +28,8 @@ StatusOr<AlignedBuffer> AlignedBuffer::Allocate(size_t bytes, bool lock) {
   if (huge) {  // trim the mapping to the aligned `size` bytes
     data = reinterpret_cast<uint8_t*>(AlignUp(reinterpret_cast<uintptr_t>(base), kHugePage));
     if (data > base) ::munmap(base, static_cast<size_t>(data - base));
-    if (base + span > data + size) ::munmap(data + size, static_cast<size_t>(base + span - data - size));
+    uint8_t* const end = data + size;
+    if (base + span > end) ::munmap(end, static_cast<size_t>(base + span - end));
   }
   AlignedBuffer b;
   b.data_ = data;
