@@ -1,5 +1,6 @@
 // The engine's data paths, each through the real classes with the options a deployment uses:
 //   host_put / host_get       HostTier (slab pool, LRU index, XXH3 checksum on put)
+//   (every NVMe write row passes the checksum the host tier computed at put, as the engine does)
 //   nvme_write                NvmeTier::Write from `threads` callers (what demotion and
 //                             write-through call), not durable until Flush
 //   nvme_write_batch          NvmeTier::WriteBatch of 64 blocks from one thread
@@ -17,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/hash.h"
 #include "bench/bench.h"
 #include "src/store.h"
 #include "tiers/host/host_tier.h"
@@ -63,6 +65,14 @@ class EngineFixture final : public Fixture {
   std::vector<uint64_t> prefix_starts;  // which prefix each batch reads, in units of `prefix`
   AlignedBuffer store_batch_dst;        // store_get_batch destinations (registered with store_r)
   uint64_t direct_seen = 0;
+  std::vector<uint64_t> sums;  // XXH3-64 of each source block, as the host tier has it
+  // A write's meta as demotion, flush and write-through give it: the checksum the host tier
+  // computed at put (fused with its copy; host_put measures that), which the NVMe tier stores.
+  BlockMeta WriteMeta(uint64_t i, uint64_t tag, uint64_t block) const {
+    BlockMeta m = Meta(i, tag, block);
+    m.checksum = sums[i % sums.size()];
+    return m;
+  }
 };
 
 constexpr uint64_t kPrefix = 64;      // blocks of a prefix fetched in one batch
@@ -135,6 +145,9 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   }
 
   // --- NVMe tier: one for writes (rounds cycle through its log), one filled for reads ---
+  for (uint64_t i = 0; i < src.buf.size() / block; ++i) {
+    f->sums.push_back(Checksum64(src.Block(i, block), block));
+  }
   NvmeOptions no;
   const uint64_t seg = c.segment_bytes;
   no.segment_bytes = seg;
@@ -243,7 +256,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         const uint64_t tag = ++f->round;
         const double t0 = NowSeconds();
         KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
-          return f->nvme_w->Write(Meta(i, tag, block), src.Block(i, block));
+          return f->nvme_w->Write(f->WriteMeta(i, tag, block), src.Block(i, block));
         }));
         return Done(t0, nblocks, block);
       });
@@ -256,7 +269,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         for (uint64_t i = 0; i < nblocks;) {
           items.clear();
           for (uint64_t k = 0; k < kWriteBatch && i < nblocks; ++k, ++i) {
-            items.push_back(NvmeWriteItem{Meta(i, tag, block), src.Block(i, block)});
+            items.push_back(NvmeWriteItem{f->WriteMeta(i, tag, block), src.Block(i, block)});
           }
           KVT_RETURN_IF_ERROR(f->nvme_w->WriteBatch(items));
         }
@@ -273,7 +286,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         KVT_RETURN_IF_ERROR(ParallelFor(threads, batches, [&](int, uint64_t b) {
           std::vector<NvmeWriteItem> items;
           for (uint64_t i = b * per; i < std::min(durable_blocks, (b + 1) * per); ++i) {
-            items.push_back(NvmeWriteItem{Meta(i, tag, block), src.Block(i, block)});
+            items.push_back(NvmeWriteItem{f->WriteMeta(i, tag, block), src.Block(i, block)});
           }
           KVT_RETURN_IF_ERROR(f->nvme_w->WriteBatch(items));
           return f->nvme_w->Flush();
@@ -286,7 +299,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         const uint64_t tag = ++f->round;
         const double t0 = NowSeconds();
         KVT_RETURN_IF_ERROR(ParallelFor(threads, durable_blocks, [&](int, uint64_t i) {
-          KVT_RETURN_IF_ERROR(f->nvme_w->Write(Meta(i, tag, block), src.Block(i, block)));
+          KVT_RETURN_IF_ERROR(f->nvme_w->Write(f->WriteMeta(i, tag, block), src.Block(i, block)));
           return f->nvme_w->Flush();
         }));
         return Done(t0, durable_blocks, block);

@@ -1,5 +1,6 @@
 #include "io/fault_injection_file_io.h"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace kvt {
@@ -63,6 +64,7 @@ uint64_t FaultController::injected_total() const {
 Status FaultInjectionFileIo::Execute(std::span<IoRequest> reqs) {
   pass_.clear();
   origin_.clear();
+  trimmed_.clear();
   faults_.assign(reqs.size(), std::nullopt);
   for (size_t i = 0; i < reqs.size(); ++i) {
     IoRequest& r = reqs[i];
@@ -78,6 +80,18 @@ Status FaultInjectionFileIo::Execute(std::span<IoRequest> reqs) {
       if (part > 0) {
         IoRequest p = r;
         p.len = part;
+        if (r.iov != nullptr) {
+          // The first `part` bytes of the buffers (their arrays live until Execute returns).
+          std::vector<iovec>& v = trimmed_.emplace_back();
+          size_t left = 0;
+          for (uint32_t k = 0; k < r.iovcnt && left < part; ++k) {
+            v.push_back(r.iov[k]);
+            v.back().iov_len = std::min(v.back().iov_len, part - left);
+            left += v.back().iov_len;
+          }
+          p.iov = v.data();
+          p.iovcnt = static_cast<uint32_t>(v.size());
+        }
         pass_.push_back(p);
         origin_.push_back(i);
       }

@@ -91,6 +91,7 @@ class FaultInjectionFileIo final : public FileIo {
   std::vector<IoRequest> pass_;
   std::vector<size_t> origin_;
   std::vector<std::optional<FaultKind>> faults_;
+  std::vector<std::vector<iovec>> trimmed_;  // the buffers of shortened vectored requests
 };
 
 }  // namespace kvt

@@ -16,6 +16,34 @@ namespace kvt {
 
 const char* IoOpName(IoOp op) { return op == IoOp::kRead ? "read" : "write"; }
 
+IoResume ResumePoint(const IoRequest& r) {
+  IoResume out;
+  if (r.iov == nullptr) {
+    out.one = iovec{static_cast<uint8_t*>(r.buf) + r.bytes_done, r.len - r.bytes_done};
+    return out;
+  }
+  size_t skip = r.bytes_done;
+  uint32_t k = 0;
+  while (k < r.iovcnt && skip >= r.iov[k].iov_len) skip -= r.iov[k++].iov_len;
+  if (k == r.iovcnt) return out;  // nothing left (callers do not ask then)
+  if (skip == 0) {
+    out.vec = r.iov + k;
+    out.vec_count = r.iovcnt - k;
+  } else {
+    out.one = iovec{static_cast<uint8_t*>(r.iov[k].iov_base) + skip, r.iov[k].iov_len - skip};
+  }
+  return out;
+}
+
+bool RequestBuffersValid(const IoRequest& r) {
+  if (r.iov == nullptr) return r.buf != nullptr;
+  if (r.iovcnt == 0 || r.iovcnt > kMaxIoVecs) return false;
+  for (uint32_t i = 0; i < r.iovcnt; ++i) {
+    if (r.iov[i].iov_base == nullptr && r.iov[i].iov_len > 0) return false;
+  }
+  return true;
+}
+
 std::string DescribeFd(int fd) {
   char link[64];
   std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);

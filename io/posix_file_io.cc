@@ -17,17 +17,25 @@ void PosixFileIo::RunOne(IoRequest& r) {
   r.bytes_done = 0;
   r.hit_eof = false;
   if (r.len == 0) return;
-  if (r.buf == nullptr || r.fd < 0) {
+  if (!RequestBuffersValid(r) || r.fd < 0) {
     r.result = Status::InvalidArgument(std::string(IoOpName(r.op)) + ": bad request (fd " +
                                        std::to_string(r.fd) + ")");
     return;
   }
   int retries = 0;
   while (r.bytes_done < r.len) {
-    auto* p = static_cast<uint8_t*>(r.buf) + r.bytes_done;
+    const IoResume at = ResumePoint(r);
     size_t n = r.len - r.bytes_done;
     auto off = static_cast<off_t>(r.offset + r.bytes_done);
-    ssize_t got = r.op == IoOp::kRead ? ::pread(r.fd, p, n, off) : ::pwrite(r.fd, p, n, off);
+    ssize_t got;
+    if (at.vec != nullptr) {
+      const int cnt = static_cast<int>(at.vec_count);
+      got = r.op == IoOp::kRead ? ::preadv(r.fd, at.vec, cnt, off) : ::pwritev(r.fd, at.vec, cnt, off);
+    } else {
+      void* p = at.one.iov_base;
+      got = r.op == IoOp::kRead ? ::pread(r.fd, p, at.one.iov_len, off)
+                                : ::pwrite(r.fd, p, at.one.iov_len, off);
+    }
     if (got < 0) {
       int err = errno;
       if ((err == EINTR || err == EAGAIN) && ++retries <= kMaxRetries) continue;

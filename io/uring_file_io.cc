@@ -54,11 +54,18 @@ bool UringFileIo::SubmitPending(std::span<IoRequest> reqs) {
     if (sqe == nullptr) break;
     uint32_t idx = fifo_[fifo_head_++];
     IoRequest& r = reqs[idx];
-    auto* p = static_cast<uint8_t*>(r.buf) + r.bytes_done;
-    auto n = static_cast<unsigned>(r.len - r.bytes_done);
+    const IoResume at = ResumePoint(r);
+    auto* p = static_cast<uint8_t*>(at.one.iov_base);
+    auto n = static_cast<unsigned>(at.one.iov_len);
     uint64_t off = r.offset + r.bytes_done;
-    bool fixed = registered_ && r.fixed_index >= 0;
-    if (r.op == IoOp::kRead) {
+    bool fixed = registered_ && r.fixed_index >= 0 && r.iov == nullptr;
+    if (at.vec != nullptr) {
+      if (r.op == IoOp::kRead) {
+        io_uring_prep_readv(sqe, r.fd, at.vec, at.vec_count, off);
+      } else {
+        io_uring_prep_writev(sqe, r.fd, at.vec, at.vec_count, off);
+      }
+    } else if (r.op == IoOp::kRead) {
       if (fixed) {
         io_uring_prep_read_fixed(sqe, r.fd, p, n, off, r.fixed_index);
       } else {
@@ -152,7 +159,7 @@ Status UringFileIo::Execute(std::span<IoRequest> reqs, const Completion& done) {
       finish(i);
       continue;
     }
-    if (r.buf == nullptr || r.fd < 0 || r.len > (1u << 30)) {
+    if (!RequestBuffersValid(r) || r.fd < 0 || r.len > (1u << 30)) {
       r.result =
           Status::InvalidArgument(std::string(IoOpName(r.op)) + ": bad request (fd " +
                                   std::to_string(r.fd) + ", len " + std::to_string(r.len) + ")");

@@ -133,10 +133,80 @@ TEST_P(FileIoTest, DirectIoWithRegisteredBuffers) {
   EXPECT_FALSE(io_->BuffersRegistered());
 }
 
+// Gathered writes (IoRequest::WriteV): pieces of different sizes, from scattered memory, land
+// back to back; two adjacent gathered requests and a plain one in one batch.
+TEST_P(FileIoTest, GatheredWritesLandBackToBack) {
+  auto src = AlignedBuffer::Allocate(1 << 20, false);
+  auto dst = AlignedBuffer::Allocate(1 << 20, false);
+  ASSERT_TRUE(src.ok() && dst.ok());
+  Fill(src->data(), src->size(), 11);
+  std::memset(dst->data(), 0, dst->size());
+  uint8_t* s = src->data();
+  // Out of memory order: the file gets the iovec order, not the address order.
+  const iovec a[] = {{s + 512 * 1024, 4096}, {s, 65536}, {s + 256 * 1024, 8192}};
+  const iovec b[] = {{s + 768 * 1024, 4096}, {s + 128 * 1024, 131072}};
+  std::vector<IoRequest> reqs = {IoRequest::WriteV(fd_.get(), a, 3, 0),
+                                 IoRequest::WriteV(fd_.get(), b, 2, 77824),
+                                 IoRequest::Write(fd_.get(), s + 900 * 1024, 4096, 212992)};
+  EXPECT_EQ(reqs[0].len, 77824u);
+  EXPECT_EQ(reqs[1].len, 135168u);
+  ASSERT_TRUE(io_->Execute(reqs).ok());
+  for (const IoRequest& r : reqs) EXPECT_EQ(r.bytes_done, r.len);
+  std::vector<IoRequest> rd = {IoRequest::Read(fd_.get(), dst->data(), 217088, 0)};
+  ASSERT_TRUE(io_->Execute(rd).ok());
+  size_t off = 0;
+  for (const iovec& v : a) {
+    EXPECT_EQ(0, std::memcmp(dst->data() + off, v.iov_base, v.iov_len)) << "a at " << off;
+    off += v.iov_len;
+  }
+  for (const iovec& v : b) {
+    EXPECT_EQ(0, std::memcmp(dst->data() + off, v.iov_base, v.iov_len)) << "b at " << off;
+    off += v.iov_len;
+  }
+  EXPECT_EQ(0, std::memcmp(dst->data() + off, s + 900 * 1024, 4096));
+}
+
+TEST_P(FileIoTest, MalformedGatheredRequestsAreRejected) {
+  uint8_t byte = 0;
+  const iovec bad[] = {{&byte, 1}, {nullptr, 4096}};
+  std::vector<IoRequest> reqs = {IoRequest::WriteV(fd_.get(), bad, 2, 0),
+                                 IoRequest::WriteV(fd_.get(), bad, 0, 0)};
+  reqs[1].len = 1;  // a length but no buffers
+  Status s = io_->Execute(reqs);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.ToString();
+  EXPECT_EQ(reqs[0].result.code(), Code::kInvalidArgument);
+  EXPECT_EQ(reqs[1].result.code(), Code::kInvalidArgument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Impls, FileIoTest, ::testing::Values(Impl::kUring, Impl::kPosix),
                          [](const auto& info) {
                            return info.param == Impl::kUring ? "Uring" : "Posix";
                          });
+
+// Where a short transfer resumes: inside a buffer, the rest of that buffer alone; on a boundary,
+// the buffers left, together.
+TEST(IoResumeTest, ResumesInsideOrBetweenBuffers) {
+  uint8_t m[300];
+  const iovec v[] = {{m, 100}, {m + 100, 50}, {m + 150, 150}};
+  IoRequest r = IoRequest::WriteV(3, v, 3, 0);
+  IoResume at = ResumePoint(r);
+  EXPECT_EQ(at.vec, v);
+  EXPECT_EQ(at.vec_count, 3u);
+  r.bytes_done = 120;
+  at = ResumePoint(r);
+  EXPECT_EQ(at.vec, nullptr);
+  EXPECT_EQ(at.one.iov_base, m + 120);
+  EXPECT_EQ(at.one.iov_len, 30u);
+  r.bytes_done = 150;
+  at = ResumePoint(r);
+  EXPECT_EQ(at.vec, v + 2);
+  EXPECT_EQ(at.vec_count, 1u);
+  IoRequest plain = IoRequest::Write(3, m, 300, 0);
+  plain.bytes_done = 7;
+  at = ResumePoint(plain);
+  EXPECT_EQ(at.one.iov_base, m + 7);
+  EXPECT_EQ(at.one.iov_len, 293u);
+}
 
 TEST(MakeDefaultFileIo, AlwaysReturnsAnImplementation) {
   auto io = MakeDefaultFileIo(16);
@@ -228,6 +298,23 @@ TEST_F(FaultInjectionTest, ShortTransferMovesAPrefixThenFails) {
   EXPECT_EQ(s.code(), Code::kIoError);
   EXPECT_EQ(r[0].bytes_done, 8192u);
   EXPECT_NE(s.message().find("injected short"), std::string::npos) << s.ToString();
+}
+
+// A short fault on a gathered write moves a 4 KiB-aligned prefix of its buffers, then fails.
+TEST_F(FaultInjectionTest, ShortGatheredWriteMovesAPrefixOfItsBuffers) {
+  const iovec v[] = {{buf_.data(), 4096}, {buf_.data() + 8192, 8192}, {buf_.data() + 4096, 4096}};
+  ctl_->AddRule({.op = FaultOp::kWrite, .kind = FaultKind::kShort, .nth = 1});
+  std::vector<IoRequest> w = {IoRequest::WriteV(fd_.get(), v, 3, 0)};
+  Status s = io_->Execute(w);
+  EXPECT_EQ(s.code(), Code::kIoError);
+  EXPECT_EQ(w[0].bytes_done, 8192u);  // half of 16 KiB
+  struct stat st;
+  ASSERT_EQ(::fstat(fd_.get(), &st), 0);
+  EXPECT_EQ(st.st_size, 8192);
+  std::vector<uint8_t> back(8192);
+  ASSERT_EQ(::pread(fd_.get(), back.data(), back.size(), 0), 8192);
+  EXPECT_EQ(0, std::memcmp(back.data(), buf_.data(), 4096));
+  EXPECT_EQ(0, std::memcmp(back.data() + 4096, buf_.data() + 8192, 4096));
 }
 
 TEST_F(FaultInjectionTest, SyncAndFallocateFaults) {

@@ -68,7 +68,10 @@ struct IoContext;
 // kernel reads it up to the next 4 KiB boundary (same page, so always mapped; those bytes are
 // padding on disk). An unaligned payload works but is copied first (counted).
 struct NvmeWriteItem {
-  BlockMeta meta;  // meta.checksum: XXH3-64 of the payload, or 0 to let the tier compute it
+  // meta.checksum: XXH3-64 of the payload as the caller has it (the host tier computes it at
+  // put), trusted and stored, not recomputed; 0: the tier computes it. A wrong one is caught by
+  // every read, which then misses: wrong bytes are never served.
+  BlockMeta meta;
   const void* payload = nullptr;
 };
 
@@ -242,6 +245,8 @@ class NvmeTier {
   // Writes a group of prepared items (all reserved) and indexes the ones that completed.
   struct Prepared;
   void CommitGroup(IoContext& ctx, std::span<Prepared*> group);
+  // Indexes the records of one completed gathered write `r` (or fails them with it).
+  void IndexRun(const IoRequest& r, std::span<Prepared*> run);
   void DropCorrupt(const NvmeEntry& e, const Status& why);
   int FixedIndex(const IoContext& ctx, const void* p, size_t len) const;
   // Batched record reads (nvme_read.cc): plans, submits and verifies each op as its requests
