@@ -12,7 +12,8 @@
 namespace kvt {
 
 StatusOr<NvmeTier::Reservation> NvmeTier::Reserve(IoContext& ctx, uint64_t bytes, uint64_t ns,
-                                                  const Hash128& key, bool may_rotate,
+                                                  const Hash128& key,
+                                                  std::span<const uint32_t> held,
                                                   bool* would_rotate) {
   std::unique_lock<std::mutex> lock(alloc_mu_);
   for (;;) {
@@ -28,7 +29,7 @@ StatusOr<NvmeTier::Reservation> NvmeTier::Reserve(IoContext& ctx, uint64_t bytes
         return r;
       }
     }
-    if (!may_rotate) {
+    if (!held.empty() && (rotating_ || RotationMayReclaim(held))) {
       *would_rotate = true;
       return Status::Busy("NVMe segment rotation needed");
     }
@@ -47,6 +48,14 @@ StatusOr<NvmeTier::Reservation> NvmeTier::Reserve(IoContext& ctx, uint64_t bytes
     alloc_cv_.notify_all();
     KVT_RETURN_IF_ERROR(st);
   }
+}
+
+bool NvmeTier::RotationMayReclaim(std::span<const uint32_t> held) const {
+  if (!free_.empty()) return false;  // the next segment is a free one
+  // Else a new file, or (none can be made) a reclaim of the oldest sealed segment, which is the
+  // active one when none is sealed yet. Assume the reclaim.
+  const int64_t target = !sealed_.empty() ? int64_t{sealed_.front()} : int64_t{active_};
+  return target >= 0 && std::find(held.begin(), held.end(), target) != held.end();
 }
 
 void NvmeTier::EndWrite(uint32_t segment, uint64_t offset) {

@@ -212,24 +212,28 @@ Status NvmeTier::WriteBatch(std::span<const NvmeWriteItem> items, std::vector<St
     }
   }
 
-  // Reserve in order; a group is written as soon as the next item needs a segment rotation,
-  // because a rotation may wait for in-flight writes and this thread's own must not be among them.
+  // Reserve in order, across segment rotations, so one batch is one set of writes in flight.
+  // The group is written first only when a rotation would wait for a segment this thread still
+  // holds reservations in (see Reserve).
   std::vector<Prepared*> group;
+  std::vector<uint32_t> held;  // segments the group has reservations in
   for (Prepared& p : prep) {
     if (!p.status.ok()) continue;
     for (;;) {
       bool would_rotate = false;
-      auto r = Reserve(*ctx, RecordBytes(p.stored), p.item->meta.ns, p.item->meta.key,
-                       /*may_rotate=*/group.empty(), &would_rotate);
+      auto r = Reserve(*ctx, RecordBytes(p.stored), p.item->meta.ns, p.item->meta.key, held,
+                       &would_rotate);
       if (r.ok()) {
         p.where = *r;
         p.reserved = true;
         group.push_back(&p);
+        if (held.empty() || held.back() != r->segment) held.push_back(r->segment);
         break;
       }
       if (would_rotate) {
         CommitGroup(*ctx, group);
         group.clear();
+        held.clear();
         continue;
       }
       p.status = r.status();

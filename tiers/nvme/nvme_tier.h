@@ -220,11 +220,14 @@ class NvmeTier {
   Status LoadIndex();
 
   // --- space (nvme_segments.cc) ---
-  // Space for one record in the active segment. With may_rotate = false (the caller holds other
-  // reservations, which a rotation might wait for), returns Busy and sets *would_rotate instead
-  // of rotating.
+  // Space for one record in the active segment, rotating when it is full. `held`: segments in
+  // which the caller holds reservations it has not written yet. A rotation that might wait for
+  // one of them (reclaiming it, or another thread's rotation, which may be reclaiming it) is not
+  // done: Busy with *would_rotate set, and the caller writes what it holds first.
   StatusOr<Reservation> Reserve(IoContext& ctx, uint64_t bytes, uint64_t ns, const Hash128& key,
-                                bool may_rotate, bool* would_rotate);
+                                std::span<const uint32_t> held, bool* would_rotate);
+  // Whether the next rotation might reclaim one of `held`. REQUIRES: alloc_mu_ held.
+  bool RotationMayReclaim(std::span<const uint32_t> held) const;
   void EndWrite(uint32_t segment, uint64_t offset);
   // The replay mark a put of `own` (records of one segment, reserved and not yet ended) may
   // carry: below the lowest other pending reservation, else the segment's write offset.
