@@ -156,12 +156,8 @@ TEST(NvmeTierTest, AWrongCallerChecksumIsNeverServed) {
   EXPECT_FALSE(t->Lookup(kNs, KeyOf(2), nullptr));  // dropped, not served later
 }
 
-TEST(NvmeTierTest, WriteBatchAcrossSegmentBoundaries) {
-  TestDir dir;
-  auto t = OpenOrDie(SmallOptions(dir.path(), 8));
-  ASSERT_NE(t, nullptr);
-  const uint32_t bytes = 40000;
-  const int n = 20;  // ~1 MiB of records: spans several 256 KiB segments in one batch
+// Writes blocks 0..n-1 of kNs (FillBlock contents) in one WriteBatch.
+Status WriteNumbered(NvmeTier* t, int n, uint32_t bytes, std::vector<Status>* results) {
   std::vector<AlignedBuffer> slots;
   std::vector<NvmeWriteItem> items;
   for (int i = 0; i < n; ++i) {
@@ -169,8 +165,17 @@ TEST(NvmeTierTest, WriteBatchAcrossSegmentBoundaries) {
     FillBlock(kNs, i, 0, slots.back().data(), bytes);
     items.push_back({MetaOf(kNs, i, bytes, slots.back().data()), slots.back().data()});
   }
+  return t->WriteBatch(items, results);
+}
+
+TEST(NvmeTierTest, WriteBatchAcrossSegmentBoundaries) {
+  TestDir dir;
+  auto t = OpenOrDie(SmallOptions(dir.path(), 8));
+  ASSERT_NE(t, nullptr);
+  const uint32_t bytes = 40000;
+  const int n = 20;  // ~1 MiB of records: spans several 256 KiB segments in one batch
   std::vector<Status> results;
-  ASSERT_TRUE(t->WriteBatch(items, &results).ok());
+  ASSERT_TRUE(WriteNumbered(t.get(), n, bytes, &results).ok());
   for (int i = 0; i < n; ++i) {
     EXPECT_TRUE(results[i].ok());
     EXPECT_TRUE(CheckBlock(t.get(), kNs, i, bytes).ok()) << i;
@@ -186,15 +191,8 @@ TEST(NvmeTierTest, WriteBatchLargerThanTheTierWrapsWithoutWaitingForItself) {
   ASSERT_NE(t, nullptr);
   const uint32_t bytes = 40000;  // 5 records per 256 KiB segment
   const int n = 40;              // 8 segments' worth through a tier of 3
-  std::vector<AlignedBuffer> slots;
-  std::vector<NvmeWriteItem> items;
-  for (int i = 0; i < n; ++i) {
-    slots.push_back(testing::Slot(bytes));
-    FillBlock(kNs, i, 0, slots.back().data(), bytes);
-    items.push_back({MetaOf(kNs, i, bytes, slots.back().data()), slots.back().data()});
-  }
   std::vector<Status> results;
-  ASSERT_TRUE(t->WriteBatch(items, &results).ok());
+  ASSERT_TRUE(WriteNumbered(t.get(), n, bytes, &results).ok());
   for (int i = 0; i < n; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
   int served = 0;
   for (int i = 0; i < n; ++i) {
