@@ -146,6 +146,7 @@ void DemotionQueue::WriteBatch(std::vector<std::shared_ptr<Item>>& batch) {
       --depth_;
       ++done_;
       bytes_ -= batch[i]->meta.payload_bytes;
+      batch[i]->finished = true;
     }
     for (size_t k = 0; k < items.size(); ++k) {
       if (results[k].ok()) {
@@ -201,28 +202,38 @@ Status DemotionQueue::Read(uint64_t ns, const Hash128& key, void* dst, size_t ds
   return Status::Ok();
 }
 
+void DemotionQueue::WaitFinished(std::unique_lock<std::mutex>& l,
+                                 const std::shared_ptr<Item>& it) {
+  if (!it->writing || it->finished) return;
+  ++remove_waits_;
+  idle_cv_.wait(l, [&] { return it->finished; });
+}
+
 Status DemotionQueue::Remove(uint64_t ns, const Hash128& key) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   auto p = pending_.find(BlockId{ns, key});
   if (p == pending_.end()) return Status::NotFound("block not waiting for NVMe");
-  p->second->removed = true;
+  std::shared_ptr<Item> it = p->second;
+  it->removed = true;
   pending_.erase(p);
+  WaitFinished(l, it);
   return Status::Ok();
 }
 
 Status DemotionQueue::DropNamespace(uint64_t ns, size_t* dropped) {
-  std::lock_guard<std::mutex> l(mu_);
-  size_t n = 0;
+  std::unique_lock<std::mutex> l(mu_);
+  std::vector<std::shared_ptr<Item>> gone;
   for (auto p = pending_.begin(); p != pending_.end();) {
     if (p->first.ns != ns) {
       ++p;
       continue;
     }
     p->second->removed = true;
+    gone.push_back(p->second);
     p = pending_.erase(p);
-    ++n;
   }
-  if (dropped != nullptr) *dropped = n;
+  for (const auto& it : gone) WaitFinished(l, it);
+  if (dropped != nullptr) *dropped = gone.size();
   return Status::Ok();
 }
 
@@ -248,6 +259,7 @@ void DemotionQueue::VisitCounters(const CounterVisitor& visit) const {
   visit("written", written_);
   visit("write_failures", failures_);
   visit("removed_in_flight", removed_in_flight_);
+  visit("remove_waits", remove_waits_);
 }
 
 }  // namespace kvt

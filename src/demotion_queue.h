@@ -14,8 +14,10 @@
 //
 // Blocks on their way stay readable: the queue implements the tier contract (kind kNvme: where
 // they are going) for lookups, reads, removal and namespace drops, so a block is never missing
-// between leaving the host tier and being indexed on NVMe. A block removed while its write is in
-// flight is removed from NVMe once the write lands.
+// between leaving the host tier and being indexed on NVMe. A block removed (or dropped with its
+// namespace) while its write is in flight is removed from NVMe once the write lands, and Remove /
+// DropNamespace wait for that: the write indexes the block before its batch returns, so without
+// the wait a get right after a remove could still find it on NVMe.
 //
 // Failures: a failed background write loses that block (counted). The first failure since the
 // last Flush is kept and TakeError() hands it to the next kvt_flush (a sticky error), so a caller
@@ -76,7 +78,7 @@ class DemotionQueue final : public StorageTier {
   Status DropNamespace(uint64_t ns, size_t* dropped = nullptr) override;
   std::vector<BlockId> Snapshot() const override;
   // depth, high_water, capacity_blocks, capacity_bytes, queued_bytes, enqueued, drops, put_waits,
-  // batches, written, write_failures, removed_in_flight.
+  // batches, written, write_failures, removed_in_flight, remove_waits.
   void VisitCounters(const CounterVisitor& visit) const override;
 
  private:
@@ -85,6 +87,7 @@ class DemotionQueue final : public StorageTier {
     AlignedBuffer bytes;
     bool writing = false;
     bool removed = false;  // removed while being written: remove from NVMe once it lands
+    bool finished = false;  // its batch is done (written and, if removed, removed again)
   };
   struct IdHash {
     size_t operator()(const BlockId& b) const { return b.key.lo ^ (b.key.hi * 31) ^ b.ns; }
@@ -93,6 +96,8 @@ class DemotionQueue final : public StorageTier {
   void WriteBatch(std::vector<std::shared_ptr<Item>>& batch);
   // Takes an item out of the map (if it is still the one there). REQUIRES: mu_ held.
   void EraseLocked(const std::shared_ptr<Item>& it);
+  // Waits until the batch writing `it` (if any) is done. REQUIRES: l holds mu_.
+  void WaitFinished(std::unique_lock<std::mutex>& l, const std::shared_ptr<Item>& it);
 
   const DemotionQueueOptions opts_;
   NvmeTier* const nvme_;
@@ -111,6 +116,7 @@ class DemotionQueue final : public StorageTier {
   size_t high_water_ = 0;     // GUARDED_BY(mu_)
   uint64_t drops_ = 0, batches_ = 0, written_ = 0, failures_ = 0, removed_in_flight_ = 0;
   uint64_t put_waits_ = 0;
+  uint64_t remove_waits_ = 0;  // GUARDED_BY(mu_): removes and drops that waited for a write
   uint64_t failures_since_take_ = 0;  // GUARDED_BY(mu_)
   Status first_failure_;              // GUARDED_BY(mu_)
   bool stop_ = false;                 // GUARDED_BY(mu_)

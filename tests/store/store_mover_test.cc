@@ -22,11 +22,34 @@
 namespace kvt {
 namespace {
 
-// Holds every batch that writes while closed; reads and syncs pass.
+// Holds every batch that writes while closed; reads and syncs pass. While hold_after is set, a
+// batch with a completion callback is also held after its first request completed and was
+// handed to the caller (a demotion batch has then indexed its first run but not returned).
 struct Gate {
   std::mutex mu;
   std::condition_variable cv;
   bool closed = false;
+  bool hold_after = false;
+  int waiting_after = 0;
+  void HoldAfter(bool on) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      hold_after = on;
+    }
+    cv.notify_all();
+  }
+  void PassAfter() {
+    std::unique_lock<std::mutex> l(mu);
+    if (!hold_after) return;
+    ++waiting_after;
+    cv.notify_all();
+    cv.wait(l, [&] { return !hold_after; });
+    --waiting_after;
+  }
+  bool WaitForWaiterAfter() {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::seconds(60), [&] { return waiting_after > 0; });
+  }
   int waiting = 0;
   void Close() {
     std::lock_guard<std::mutex> l(mu);
@@ -65,7 +88,12 @@ class GatedFileIo final : public FileIo {
   }
   Status Execute(std::span<IoRequest> reqs, const Completion& done) override {
     gate_->Pass(reqs);
-    return base_->Execute(reqs, done);
+    bool first = true;
+    return base_->Execute(reqs, [&](size_t i) {
+      if (done) done(i);
+      if (first && reqs[i].op == IoOp::kWrite) gate_->PassAfter();
+      first = false;
+    });
   }
   Status Fsync(int fd) override { return base_->Fsync(fd); }
   Status Fdatasync(int fd) override { return base_->Fdatasync(fd); }
@@ -162,6 +190,37 @@ TEST_F(StoreMoverTest, GetNeverWaitsForAnNvmeWriteWithAFullDemotionQueue) {
   EXPECT_EQ(Stats()["demotion_queue"]["depth"].get<uint64_t>(), 0u);
   for (uint64_t i = 0; i < 24; ++i) ExpectExact(i);
   for (uint64_t i = 100; i < 116 + cap_blocks; ++i) ExpectExact(i);
+}
+
+// A block removed while its demotion write is in flight is gone when Remove returns. The race
+// this pins: Remove found the block neither in the queue (taken by the writer) nor on NVMe (not
+// indexed yet) and returned; the write then indexed it, and gets found it until the writer
+// removed it again after its batch. Remove now waits for the batch.
+TEST_F(StoreMoverTest, RemoveDuringItsDemotionWaitsForTheWrite) {
+  Gate gate;
+  OpenStore([&gate] { return std::make_unique<GatedFileIo>(MakeDefaultFileIo(64), &gate); });
+  for (uint64_t i = 0; i < 16; ++i) Put(i);  // the host tier is full
+  gate.Close();
+  Put(16);  // evicts block 0 into the queue; the writer takes it and is held before writing
+  ASSERT_TRUE(gate.WaitForWaiter()) << "the demotion writer never reached the device";
+  auto removed = std::async(std::launch::async, [&] { return store_->Remove(ns_, Key(0)); });
+  std::vector<uint8_t> out(bytes_);
+  if (removed.wait_for(std::chrono::milliseconds(300)) == std::future_status::ready) {
+    // Remove did not wait. Let the write land and be indexed, and hold the batch there.
+    gate.HoldAfter(true);
+    gate.Open();
+    ASSERT_TRUE(gate.WaitForWaiterAfter());
+    EXPECT_TRUE(store_->Get(ns_, Key(0), out.data(), bytes_).IsNotFound())
+        << "a get after Remove returned found the block its in-flight write indexed";
+    gate.HoldAfter(false);
+  } else {
+    gate.Open();
+  }
+  EXPECT_TRUE(removed.get().ok());
+  EXPECT_TRUE(store_->Get(ns_, Key(0), out.data(), bytes_).IsNotFound());
+  EXPECT_EQ(Stats()["demotion_queue"].value("remove_waits", uint64_t{0}), 1u);
+  ExpectExact(16);
+  store_.reset();  // its closing flush writes through the gate, which dies with this scope
 }
 
 TEST_F(StoreMoverTest, FailedBackgroundDemotionIsReportedByTheNextFlushOnce) {
