@@ -29,6 +29,7 @@ struct Gate {
   std::mutex mu;
   std::condition_variable cv;
   bool closed = false;
+  int waiting = 0;
   bool hold_after = false;
   int waiting_after = 0;
   void HoldAfter(bool on) {
@@ -40,17 +41,8 @@ struct Gate {
   }
   void PassAfter() {
     std::unique_lock<std::mutex> l(mu);
-    if (!hold_after) return;
-    ++waiting_after;
-    cv.notify_all();
-    cv.wait(l, [&] { return !hold_after; });
-    --waiting_after;
+    if (hold_after) WaitWhile(l, hold_after, waiting_after);
   }
-  bool WaitForWaiterAfter() {
-    std::unique_lock<std::mutex> l(mu);
-    return cv.wait_for(l, std::chrono::seconds(60), [&] { return waiting_after > 0; });
-  }
-  int waiting = 0;
   void Close() {
     std::lock_guard<std::mutex> l(mu);
     closed = true;
@@ -67,15 +59,21 @@ struct Gate {
     for (const IoRequest& r : reqs) writes = writes || r.op == IoOp::kWrite;
     if (!writes) return;
     std::unique_lock<std::mutex> l(mu);
-    ++waiting;
+    WaitWhile(l, closed, waiting);
+  }
+  // Blocks while `held` is set, counted in `count` meanwhile. REQUIRES: l holds mu.
+  void WaitWhile(std::unique_lock<std::mutex>& l, const bool& held, int& count) {
+    ++count;
     cv.notify_all();
-    cv.wait(l, [&] { return !closed; });
-    --waiting;
+    cv.wait(l, [&] { return !held; });
+    --count;
   }
   // Generous bound: only keeps a broken build from hanging the test.
-  bool WaitForWaiter() {
+  bool WaitForWaiter() { return WaitForCount(waiting); }
+  bool WaitForWaiterAfter() { return WaitForCount(waiting_after); }
+  bool WaitForCount(const int& count) {
     std::unique_lock<std::mutex> l(mu);
-    return cv.wait_for(l, std::chrono::seconds(60), [&] { return waiting > 0; });
+    return cv.wait_for(l, std::chrono::seconds(60), [&] { return count > 0; });
   }
 };
 
