@@ -262,20 +262,24 @@ Status NvmeTier::WriteBatch(std::span<const NvmeWriteItem> items, std::vector<St
 void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
   if (group.empty()) return;
   uint8_t* hdrs = ctx.Headers(group.size());
+  if (hdrs == nullptr) {
+    for (Prepared* p : group) {
+      p->status = Status::Internal("out of memory for record headers");
+      EndWrite(p->where.segment, p->where.offset);
+    }
+    return;
+  }
   ctx.reqs.clear();
   // Adjacent records (reservations that follow each other in one segment) go out as one gathered
   // write of their headers and payloads, up to kMaxRunBytes: fewer, larger requests, and no
-  // 4 KiB header writes of their own (see IoRequest::iov).
+  // 4 KiB header writes of their own (see IoRequest::iov). Request r writes the records
+  // group[run_begin[r] .. run_begin[r + 1]).
   constexpr uint64_t kMaxRunBytes = 4u << 20;
   std::vector<iovec> iov;
   iov.reserve(2 * group.size());  // requests point into it: no reallocation below
-  std::vector<uint32_t> req_of(group.size(), UINT32_MAX);
+  std::vector<size_t> run_begin;
   for (size_t i = 0; i < group.size(); ++i) {
     Prepared& p = *group[i];
-    if (hdrs == nullptr) {
-      p.status = Status::Internal("out of memory for record headers");
-      continue;
-    }
     const BlockMeta& m = p.item->meta;
     RecordHeader h;
     h.codec = static_cast<uint8_t>(p.codec);
@@ -301,18 +305,15 @@ void NvmeTier::CommitGroup(IoContext& ctx, std::span<Prepared*> group) {
       run->len += kRecordHeaderBytes + len;
     } else {
       ctx.reqs.push_back(IoRequest::WriteV(p.where.fd, &iov[iov.size() - 2], 2, p.where.offset));
+      run_begin.push_back(i);
     }
-    req_of[i] = static_cast<uint32_t>(ctx.reqs.size() - 1);
   }
-  if (hdrs == nullptr) {
-    for (Prepared* p : group) EndWrite(p->where.segment, p->where.offset);
-    return;
-  }
+  run_begin.push_back(group.size());
   // Each run is indexed as soon as its write completed, while the others are still in flight:
   // the index work overlaps the device's instead of following it.
-  std::vector<std::vector<Prepared*>> runs(ctx.reqs.size());
-  for (size_t i = 0; i < group.size(); ++i) runs[req_of[i]].push_back(group[i]);
-  Status ignored = ctx.io->Execute(ctx.reqs, [&](size_t r) { IndexRun(ctx.reqs[r], runs[r]); });
+  Status ignored = ctx.io->Execute(ctx.reqs, [&](size_t r) {
+    IndexRun(ctx.reqs[r], group.subspan(run_begin[r], run_begin[r + 1] - run_begin[r]));
+  });
   (void)ignored;  // per-request results, in each run
 }
 
