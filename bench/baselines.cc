@@ -112,7 +112,7 @@ class BaselineFixture final : public Fixture {
  public:
   std::string files_w, files_r, rocks_w, rocks_r;
   std::unique_ptr<rocksdb::DB> db_w, db_r;
-  ThreadBuffers thread_bufs;
+  BlockBuffers dst;  // where reads land: block i of a round at dst[i]
   std::vector<uint64_t> order;
   uint64_t round = 0;
 
@@ -149,7 +149,7 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
   f->rocks_r = dir + "/rocks-r";
   KVT_RETURN_IF_ERROR(MakeDir(f->files_w));
   KVT_RETURN_IF_ERROR(MakeDir(f->files_r));
-  KVT_ASSIGN_OR_RETURN(f->thread_bufs, MakeThreadBuffers(threads, block));
+  KVT_ASSIGN_OR_RETURN(f->dst, MakeBlockBuffers(nblocks, block));
   f->order = Permutation(nblocks, block + 1);  // the same order as the engine's reads
 
   // Read sets: written once, synced, pages dropped before each round.
@@ -207,8 +207,8 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
       },
       [f, block, nblocks, threads]() -> StatusOr<Sample> {
         const double t0 = NowSeconds();
-        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
-          return ReadFile(BlockFile(f->files_r, f->order[i]), f->thread_bufs[t], block);
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
+          return ReadFile(BlockFile(f->files_r, f->order[i]), f->dst[i], block);
         }));
         return Done(t0, nblocks, block);
       });
@@ -233,7 +233,7 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
   add("rocksdb_blob_read", "DB::Get per block (blob files, direct reads), `threads` readers",
       nullptr, [f, block, nblocks, threads]() -> StatusOr<Sample> {
         const double t0 = NowSeconds();
-        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
           rocksdb::PinnableSlice v;
           KVT_RETURN_IF_ERROR(FromRocks(
               f->db_r->Get(rocksdb::ReadOptions(), f->db_r->DefaultColumnFamily(),
@@ -241,7 +241,7 @@ Status AddBaselineTests(const Config& c, const Source& src, uint64_t block,
               "get"));
           if (v.size() != block) return Status::Internal("RocksDB returned a value of the wrong size");
           // The value is in RocksDB's buffer; copying it out is what a caller must do.
-          std::memcpy(f->thread_bufs[t], v.data(), block);
+          std::memcpy(f->dst[i], v.data(), block);
           return Status::Ok();
         }));
         return Done(t0, nblocks, block);

@@ -119,16 +119,21 @@ struct Source {
 };
 StatusOr<Source> MakeSource(uint64_t bytes);
 
-// One block per caller thread, carved from one region of at least 2 MiB, as a caller's pool would
-// be, so it is on huge pages like the limits' buffers (on these virtual machines an O_DIRECT
-// request into 4 KiB pages costs several times one into a huge page). Engine paths, baselines and
-// limits all get this kind of memory.
-struct ThreadBuffers {
+// Where reads land: one place per block a round reads, carved from one region of at least 2 MiB
+// (so on huge pages: on these virtual machines an O_DIRECT request into 4 KiB pages costs several
+// times one into a huge page), as an engine fills its KV cache or a pool of host pages. Every read
+// row (raw loop, engine paths, baselines) reads into this kind of memory, never into a few
+// buffers that stay in the CPU cache: the disk here is served from the host's page cache, so a
+// read is a copy into guest memory, and a QD's worth of cache-resident buffers read 25-35% faster
+// than a destination the size of the round (docs/bench_results.md, "Read destinations"). That
+// is a cache effect no engine filling real memory gets, not the device's limit.
+struct BlockBuffers {
   AlignedBuffer region;
   uint64_t block = 0;
-  uint8_t* operator[](int t) const { return region.data() + static_cast<uint64_t>(t) * block; }
+  uint64_t count = 0;
+  uint8_t* operator[](uint64_t i) const { return region.data() + (i % count) * block; }
 };
-StatusOr<ThreadBuffers> MakeThreadBuffers(int threads, uint64_t block);
+StatusOr<BlockBuffers> MakeBlockBuffers(uint64_t count, uint64_t block);
 
 Status AddLimitTests(const Config& c, const Source& src, uint64_t block, const std::string& dir,
                      TestSet* set);

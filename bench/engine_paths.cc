@@ -1,6 +1,7 @@
 // The engine's data paths, each through the real classes with the options a deployment uses:
 //   host_put / host_get       HostTier (slab pool, LRU index, XXH3 checksum on put)
-//   (every NVMe write row passes the checksum the host tier computed at put, as the engine does)
+//   (every NVMe write row passes the checksum the host tier computed at put, as the engine does;
+//   every read row puts the n-th block of a round at its own place, dst[n]: see BlockBuffers)
 //   nvme_write                NvmeTier::Write from `threads` callers (what demotion and
 //                             write-through call), not durable until Flush
 //   nvme_write_batch          NvmeTier::WriteBatch of 64 blocks from one thread
@@ -46,24 +47,20 @@ BlockMeta Meta(uint64_t i, uint64_t tag, uint64_t block) {
 class EngineFixture final : public Fixture {
  public:
   ~EngineFixture() override {
-    // store_batch_dst is freed before store_r (declared later): unregister it first.
-    if (store_r && store_batch_dst.data() != nullptr) {
-      (void)store_r->UnregisterMemory(store_batch_dst.data());
-    }
+    // dst is freed before store_r (declared later): unregister it first.
+    if (store_r && dst.region.data() != nullptr) (void)store_r->UnregisterMemory(dst.region.data());
   }
   std::unique_ptr<HostTier> host_put, host_get;
   AlignedBuffer host_dst;
   std::unique_ptr<NvmeTier> nvme_w, nvme_r;
-  ThreadBuffers thread_bufs;  // one block per caller thread
+  BlockBuffers dst;  // where reads land: the n-th block a round reads at dst[n] (registered)
   std::unique_ptr<Store> store_r, store_wt;
   uint64_t ns_r = 0, ns_wt = 0;
   std::vector<uint64_t> order;  // random read order
   uint64_t round = 0;           // fresh keys per write round
   uint64_t promotions_seen = 0;
   uint64_t prefix = 0;                  // blocks per batched prefix read
-  AlignedBuffer batch_dst;              // their destinations (registered)
   std::vector<uint64_t> prefix_starts;  // which prefix each batch reads, in units of `prefix`
-  AlignedBuffer store_batch_dst;        // store_get_batch destinations (registered with store_r)
   uint64_t direct_seen = 0;
   std::vector<uint64_t> sums;  // XXH3-64 of each source block, as the host tier has it
   // A write's meta as demotion, flush and write-through give it: the checksum the host tier
@@ -169,17 +166,13 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
     return f->nvme_r->Write(Meta(i, 0, block), src.Block(i, block));
   }));
   KVT_RETURN_IF_ERROR(f->nvme_r->Flush());
-  KVT_ASSIGN_OR_RETURN(f->thread_bufs, MakeThreadBuffers(threads, block));
+  KVT_ASSIGN_OR_RETURN(f->dst, MakeBlockBuffers(nblocks, block));
   // Registered like the host slots a mover reads into: READ_FIXED, no per-I/O page pinning.
   KVT_RETURN_IF_ERROR(
-      f->nvme_r->RegisterRegion(f->thread_bufs.region.data(), f->thread_bufs.region.size()).status());
+      f->nvme_r->RegisterRegion(f->dst.region.data(), f->dst.region.size()).status());
   f->order = Permutation(nblocks, block + 1);
-  // Batched prefix reads: kPrefix destinations in one registered region; prefixes start at
-  // random multiples of kPrefix.
+  // Batched prefix reads: prefixes start at random multiples of kPrefix.
   f->prefix = std::min<uint64_t>(kPrefix, nblocks);
-  KVT_ASSIGN_OR_RETURN(f->batch_dst, AlignedBuffer::Allocate(f->prefix * block, false));
-  std::memset(f->batch_dst.data(), 0, f->batch_dst.size());
-  KVT_RETURN_IF_ERROR(f->nvme_r->RegisterRegion(f->batch_dst.data(), f->batch_dst.size()).status());
   f->prefix_starts = Permutation(nblocks / f->prefix, block + 2);
 
   // --- Store: every block on NVMe, a host tier an eighth of that (gets mostly promote) ---
@@ -199,10 +192,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
                                         src.Block(i, block), block));
   }
   KVT_RETURN_IF_ERROR(f->store_r->Flush());  // the rest goes down too: every block is on NVMe
-  KVT_ASSIGN_OR_RETURN(f->store_batch_dst, AlignedBuffer::Allocate(f->prefix * block, false));
-  std::memset(f->store_batch_dst.data(), 0, f->store_batch_dst.size());
-  KVT_RETURN_IF_ERROR(
-      f->store_r->RegisterMemory(f->store_batch_dst.data(), f->store_batch_dst.size()));
+  KVT_RETURN_IF_ERROR(f->store_r->RegisterMemory(f->dst.region.data(), f->dst.region.size()));
   KVT_ASSIGN_OR_RETURN(f->store_wt, OpenBenchStore(dir + "/store-wt", store_host, store_slab,
                                                    NvmeBudget(nblocks * block, block, seg), seg,
                                                    "write_through"));
@@ -308,10 +298,9 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
       "NvmeTier::Read of random blocks, `threads` callers, header + payload verified",
       [f, block, nblocks, threads]() -> StatusOr<Sample> {
         const double t0 = NowSeconds();
-        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
           BlockMeta m;
-          return f->nvme_r->Read(1, Hash128{f->order[i] + 1, 0}, f->thread_bufs[t], block,
-                                 &m);
+          return f->nvme_r->Read(1, Hash128{f->order[i] + 1, 0}, f->dst[i], block, &m);
         }));
         return Done(t0, nblocks, block);
       });
@@ -326,7 +315,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
           for (uint64_t k = 0; k < f->prefix; ++k) {
             items[k].ns = 1;
             items[k].key = Hash128{p * f->prefix + k + 1, 0};
-            items[k].dst = f->batch_dst.data() + k * block;
+            items[k].dst = f->dst[n + k];
             items[k].dst_bytes = block;
           }
           if (f->nvme_r->ReadBatch(items) != f->prefix) {
@@ -341,9 +330,8 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
       "Store::Get of blocks on NVMe (small host tier): read, verify, copy, promote",
       [f, block, nblocks, threads]() -> StatusOr<Sample> {
         const double t0 = NowSeconds();
-        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int t, uint64_t i) {
-          return f->store_r->Get(f->ns_r, Hash128{f->order[i] + 1, 7}, f->thread_bufs[t],
-                                 block);
+        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
+          return f->store_r->Get(f->ns_r, Hash128{f->order[i] + 1, 7}, f->dst[i], block);
         }));
         Sample s = Done(t0, nblocks, block);
         auto st = nlohmann::json::parse(f->store_r->StatsJson());
@@ -363,7 +351,7 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
         for (uint64_t p : f->prefix_starts) {
           for (uint64_t k = 0; k < f->prefix; ++k) {
             v[k].key = Hash128{p * f->prefix + k + 1, 7};
-            v[k].buf = f->store_batch_dst.data() + k * block;
+            v[k].buf = f->dst[n + k];
             v[k].bytes = block;
           }
           KVT_RETURN_IF_ERROR(f->store_r->GetBatch(f->ns_r, v));

@@ -1,12 +1,16 @@
 // This machine's limits, measured in the same run as the engine: memcpy between block-sized
 // buffers, and a minimal io_uring O_DIRECT loop over one preallocated file in the bench
 // directory, at the same block size, each at its best queue depth (1..32). No engine code.
+// The loop moves the bytes the engine rows move: writes from the shared source, reads into a
+// destination the size of the round (BlockBuffers), not into a QD's worth of cache-resident
+// buffers; the `_cached` rows keep the latter, for reference.
 #include <fcntl.h>
 #include <liburing.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "bench/bench.h"
 #include "io/unique_fd.h"
@@ -18,14 +22,19 @@ class LimitFixture final : public Fixture {
  public:
   UniqueFd fd;
   uint64_t file_bytes = 0;
-  AlignedBuffer bufs;  // threads x block, the I/O buffers
+  AlignedBuffer bufs;  // kMaxQd x block: the `_cached` rows' I/O buffers
+  BlockBuffers rdst;   // reads: the n-th block of a round at rdst[n]
   AlignedBuffer dst;   // memcpy destination
   std::vector<uint64_t> seq, rnd;
 };
 
+// Where the n-th I/O of a loop reads into or writes from; `slot` is its place among the qd in
+// flight.
+using LoopBuffer = std::function<uint8_t*(uint64_t n, unsigned slot)>;
+
 // Keeps `qd` blocks in flight over `order` (block indices) until all completed.
 StatusOr<Sample> UringLoop(int fd, bool write, const std::vector<uint64_t>& order, uint64_t block,
-                           unsigned qd, uint8_t* bufs) {
+                           unsigned qd, const LoopBuffer& buf) {
   io_uring ring;
   int rc = io_uring_queue_init(qd, &ring, 0);
   if (rc < 0) return Status::FromErrno(-rc, "io_uring_queue_init");
@@ -44,7 +53,7 @@ StatusOr<Sample> UringLoop(int fd, bool write, const std::vector<uint64_t>& orde
       if (sqe == nullptr) break;
       unsigned slot = free_slots.back();
       free_slots.pop_back();
-      uint8_t* b = bufs + uint64_t{slot} * block;
+      uint8_t* b = buf(next, slot);
       uint64_t off = order[next++] * block;
       if (write) {
         io_uring_prep_write(sqe, fd, b, block, off);
@@ -99,10 +108,10 @@ StatusOr<unsigned> BestDepth(const Loop& loop, std::string* sweep) {
 
 // Each of `writers` threads makes its block durable (O_DIRECT pwrite + fdatasync) before its next.
 StatusOr<Sample> DurableLoop(int fd, uint64_t nblocks, uint64_t block, unsigned writers,
-                             uint8_t* bufs) {
+                             const LoopBuffer& buf) {
   const double t0 = NowSeconds();
   Status st = ParallelFor(static_cast<int>(writers), nblocks, [&](int t, uint64_t i) {
-    ssize_t w = ::pwrite(fd, bufs + uint64_t(t) * block, block, i * block);
+    ssize_t w = ::pwrite(fd, buf(i, static_cast<unsigned>(t)), block, i * block);
     if (w != static_cast<ssize_t>(block)) {
       return Status::FromErrno(w < 0 ? errno : EIO, "raw durable pwrite");
     }
@@ -144,10 +153,19 @@ Status AddLimitTests(const Config& c, const Source& src, uint64_t block, const s
   const unsigned qd = std::max(static_cast<unsigned>(c.threads), kMaxQd);
   KVT_ASSIGN_OR_RETURN(f->bufs, AlignedBuffer::Allocate(uint64_t{qd} * block, false));
   for (unsigned s = 0; s < qd; ++s) std::memcpy(f->bufs.data() + s * block, src.Block(s, block), block);
+  KVT_ASSIGN_OR_RETURN(f->rdst, MakeBlockBuffers(nblocks, block));
   for (uint64_t i = 0; i < nblocks; ++i) f->seq.push_back(i);
   f->rnd = Permutation(nblocks, block);
+  // What the loops move: the engine's bytes (see the top of this file), or the cached buffers.
+  const LoopBuffer from_source = [&src, block](uint64_t n, unsigned) {
+    return const_cast<uint8_t*>(src.Block(n, block));
+  };
+  const LoopBuffer into_dst = [f](uint64_t n, unsigned) { return f->rdst[n]; };
+  const LoopBuffer cached = [f, block](uint64_t, unsigned slot) {
+    return f->bufs.data() + uint64_t{slot} * block;
+  };
   {
-    auto fill = UringLoop(f->fd.get(), true, f->seq, block, qd, f->bufs.data());
+    auto fill = UringLoop(f->fd.get(), true, f->seq, block, qd, from_source);
     if (!fill.ok()) return fill.status().WithContext("filling " + path);
   }
   const uint64_t mem_blocks = std::max<uint64_t>(c.mem_bytes_per_test / block, 1);
@@ -185,7 +203,7 @@ Status AddLimitTests(const Config& c, const Source& src, uint64_t block, const s
     KVT_ASSIGN_OR_RETURN(*out, BestDepth(
                                    [&](unsigned d) {
                                      return UringLoop(f->fd.get(), write, part, block, d,
-                                                      f->bufs.data());
+                                                      write ? from_source : into_dst);
                                    },
                                    sweep));
     return Status::Ok();
@@ -199,30 +217,47 @@ Status AddLimitTests(const Config& c, const Source& src, uint64_t block, const s
   KVT_ASSIGN_OR_RETURN(qd_d, BestDepth(
                                  [&](unsigned w) {
                                    return DurableLoop(f->fd.get(), durable_blocks, block, w,
-                                                      f->bufs.data());
+                                                      from_source);
                                  },
                                  &sw_d));
   auto depth_note = [](unsigned d, const std::string& sweep) {
     return ", QD " + std::to_string(d) + " (best of 1..32, GB/s by QD: " + sweep + ")";
   };
-  add("raw_seq_write", "io_uring O_DIRECT sequential writes" + depth_note(qd_w, sw_w),
-      [f, block, qd_w] {
-        return UringLoop(f->fd.get(), true, f->seq, block, qd_w, f->bufs.data());
+  add("raw_seq_write",
+      "io_uring O_DIRECT sequential writes from the source" + depth_note(qd_w, sw_w),
+      [f, block, qd_w, from_source] {
+        return UringLoop(f->fd.get(), true, f->seq, block, qd_w, from_source);
       });
-  add("raw_seq_read", "io_uring O_DIRECT sequential reads" + depth_note(qd_sr, sw_sr),
-      [f, block, qd_sr] {
-        return UringLoop(f->fd.get(), false, f->seq, block, qd_sr, f->bufs.data());
+  add("raw_seq_read",
+      "io_uring O_DIRECT sequential reads, each block to its own place" + depth_note(qd_sr, sw_sr),
+      [f, block, qd_sr, into_dst] {
+        return UringLoop(f->fd.get(), false, f->seq, block, qd_sr, into_dst);
       });
-  add("raw_rand_read", "io_uring O_DIRECT reads in random block order" + depth_note(qd_rr, sw_rr),
-      [f, block, qd_rr] {
-        return UringLoop(f->fd.get(), false, f->rnd, block, qd_rr, f->bufs.data());
+  add("raw_rand_read",
+      "io_uring O_DIRECT reads in random block order, each block to its own place" +
+          depth_note(qd_rr, sw_rr),
+      [f, block, qd_rr, into_dst] {
+        return UringLoop(f->fd.get(), false, f->rnd, block, qd_rr, into_dst);
+      });
+  // For reference (no row is compared with them): the same loops with a QD's worth of buffers
+  // that stay in the CPU cache, as the raw loop used to run. The gap is the cache effect the
+  // BlockBuffers comment describes.
+  add("raw_seq_write_cached",
+      "raw_seq_write from QD buffers written over and over, same QD " + std::to_string(qd_w),
+      [f, block, qd_w, cached] {
+        return UringLoop(f->fd.get(), true, f->seq, block, qd_w, cached);
+      });
+  add("raw_rand_read_cached",
+      "raw_rand_read into QD buffers read over and over, same QD " + std::to_string(qd_rr),
+      [f, block, qd_rr, cached] {
+        return UringLoop(f->fd.get(), false, f->rnd, block, qd_rr, cached);
       });
   // Durable: each writer makes every block durable before its next one.
   add("raw_durable_write",
       "O_DIRECT pwrite + fdatasync per block (a quarter of the bytes), writers" +
           depth_note(qd_d, sw_d),
-      [f, block, qd_d, durable_blocks] {
-        return DurableLoop(f->fd.get(), durable_blocks, block, qd_d, f->bufs.data());
+      [f, block, qd_d, durable_blocks, from_source] {
+        return DurableLoop(f->fd.get(), durable_blocks, block, qd_d, from_source);
       });
   set->fixtures.push_back(std::move(fx));
   return Status::Ok();

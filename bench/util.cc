@@ -83,10 +83,11 @@ StatusOr<Source> MakeSource(uint64_t bytes) {
   return s;
 }
 
-StatusOr<ThreadBuffers> MakeThreadBuffers(int threads, uint64_t block) {
-  ThreadBuffers b;
+StatusOr<BlockBuffers> MakeBlockBuffers(uint64_t count, uint64_t block) {
+  BlockBuffers b;
   b.block = block;
-  const uint64_t bytes = std::max<uint64_t>(threads * block, AlignedBuffer::kHugePage);
+  b.count = std::max<uint64_t>(count, 1);
+  const uint64_t bytes = std::max<uint64_t>(b.count * block, AlignedBuffer::kHugePage);
   KVT_ASSIGN_OR_RETURN(b.region, AlignedBuffer::Allocate(bytes, /*lock=*/false));
   std::memset(b.region.data(), 0, b.region.size());  // no first-touch page faults in round 1
   return b;
