@@ -1,5 +1,6 @@
-// NvmeTier batched reads (per-block statuses with missing, corrupt and bad-buffer blocks; reads
-// into registered caller memory and exact-size destinations) and the counters visitor.
+// NvmeTier batched reads (per-block statuses with missing, corrupt and bad-buffer blocks; each
+// item settled as its own read finishes; reads into registered caller memory and exact-size
+// destinations) and the counters visitor.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "io/fault_injection_file_io.h"
+#include "io/posix_file_io.h"
 #include "tests/common/test_dir.h"
 #include "tests/nvme/nvme_test_util.h"
 #include "tiers/nvme/nvme_tier.h"
@@ -126,6 +128,88 @@ TEST_F(BatchTest, PerBlockStatusesWithMissingCorruptAndBadBuffers) {
   // The corrupt entries were dropped: a second read is a plain miss.
   EXPECT_TRUE(t_->Read(kNs, KeyOf(3), dst[0].data(), 32768, nullptr).IsNotFound());
   EXPECT_EQ(Counters(*t_)["checksum_failures"], 2u);
+}
+
+// Runs a batch's requests one after another and reports each as it finishes, so the order in
+// which a batch's completions arrive is known.
+class OneAtATimeFileIo final : public FileIo {
+ public:
+  using FileIo::Execute;
+  Status Execute(std::span<IoRequest> reqs) override { return Execute(reqs, nullptr); }
+  Status Execute(std::span<IoRequest> reqs, const Completion& done) override {
+    Status first;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      Status s = base_.Execute(reqs.subspan(i, 1));
+      if (first.ok() && !s.ok()) first = s;
+      if (done) done(i);
+    }
+    return first;
+  }
+  Status Fsync(int fd) override { return base_.Fsync(fd); }
+  Status Fdatasync(int fd) override { return base_.Fdatasync(fd); }
+  Status Fallocate(int fd, uint64_t offset, uint64_t len) override {
+    return base_.Fallocate(fd, offset, len);
+  }
+  Status RegisterBuffers(std::span<const iovec> bufs) override {
+    return base_.RegisterBuffers(bufs);
+  }
+  bool BuffersRegistered() const override { return false; }
+  const char* Name() const override { return "one-at-a-time"; }
+
+ private:
+  PosixFileIo base_;
+};
+
+TEST_F(BatchTest, EachItemIsSettledOnceAsSoonAsItsOwnReadFinished) {
+  NvmeOptions o = testing::SmallOptions(dir_.path(), 8, 1 << 20);
+  o.io_factory = [] { return std::make_unique<OneAtATimeFileIo>(); };
+  Open(o);
+  WriteAll();
+  FlipByte(EntryOf(3), kRecordHeaderBytes + 100);  // corrupt: settled as a miss
+  std::vector<uint64_t> ask;
+  for (uint64_t i = 0; i < kBlocks; ++i) ask.push_back(i);
+  ask.push_back(100);  // never written: settled before any I/O
+  std::vector<AlignedBuffer> dst;
+  std::vector<NvmeReadItem> items(ask.size());
+  for (size_t k = 0; k < ask.size(); ++k) {
+    dst.push_back(testing::Slot(32768));
+    std::memset(dst.back().data(), 0, 32768);
+    items[k].ns = kNs;
+    items[k].key = KeyOf(ask[k]);
+    items[k].dst = dst.back().data();
+    items[k].dst_bytes = 32768;
+  }
+  const size_t last = kBlocks - 1;
+  auto untouched = [&](size_t k) {
+    const uint8_t* p = dst[k].data();
+    for (size_t b = 0; b < 32768; ++b)
+      if (p[b] != 0) return false;
+    return true;
+  };
+  std::vector<int> calls(ask.size(), 0);
+  std::vector<Code> seen(ask.size(), Code::kOk);
+  bool last_unread_when_first_settled = false;
+  bool any_ok = false;
+  const size_t ok = t_->ReadBatch(items, [&](size_t k) {
+    ++calls[k];
+    seen[k] = items[k].status.code();
+    if (!items[k].status.ok()) return;
+    // Settled means usable: the bytes are in place and verified, the meta is filled.
+    EXPECT_TRUE(Exact(ask[k], dst[k].data())) << "settled before its bytes for " << ask[k];
+    EXPECT_EQ(items[k].meta.payload_bytes, SizeOf(ask[k]));
+    if (!any_ok) last_unread_when_first_settled = untouched(last);
+    any_ok = true;
+  });
+  EXPECT_EQ(ok, ask.size() - 2);
+  for (size_t k = 0; k < ask.size(); ++k) {
+    EXPECT_EQ(calls[k], 1) << "item " << k;
+    EXPECT_EQ(seen[k], items[k].status.code()) << "item " << k << " changed after it settled";
+  }
+  EXPECT_TRUE(items[3].status.IsNotFound()) << items[3].status.ToString();
+  EXPECT_TRUE(items[kBlocks].status.IsNotFound()) << items[kBlocks].status.ToString();
+  // The first block was handed over while the last one had not been read yet.
+  EXPECT_TRUE(last_unread_when_first_settled);
+  EXPECT_FALSE(untouched(last));
 }
 
 TEST_F(BatchTest, ReadsLandInRegisteredCallerMemoryAndUnalignedDestinationsAreCounted) {

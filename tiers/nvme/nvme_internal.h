@@ -97,6 +97,8 @@ struct NvmeTier::ReadOp {
   size_t first_req = 0;
   uint32_t nreq = 0;
   uint32_t pending = 0;  // requests not finished yet
+  size_t item = 0;       // ReadBatch: the item it serves
+  bool settled = false;  // ReadBatch: its item's status is final
   // --- out ---
   // Until verified, an op is a failure: only FinishRead makes it OK.
   Verdict verdict = Verdict::kIoError;

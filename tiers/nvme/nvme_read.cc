@@ -22,13 +22,16 @@ Status NvmeTier::Read(uint64_t ns, const Hash128& key, void* dst, size_t dst_byt
   return item.status;
 }
 
-size_t NvmeTier::ReadBatch(std::span<NvmeReadItem> items) {
+size_t NvmeTier::ReadBatch(std::span<NvmeReadItem> items, const ItemDone& done) {
   if (items.empty()) return 0;
   Add(c_->reads, items.size());
   std::vector<ReadOp> ops;
-  std::vector<size_t> op_item;  // ops[i] serves items[op_item[i]]
   std::vector<NvmeEntry> stale;
   ops.reserve(items.size());
+  auto settle = [&](size_t i, Status s) {  // an item that needs no read
+    items[i].status = std::move(s);
+    if (done) done(i);
+  };
   for (size_t i = 0; i < items.size(); ++i) {
     NvmeReadItem& it = items[i];
     ReadOp op;
@@ -36,70 +39,77 @@ size_t NvmeTier::ReadBatch(std::span<NvmeReadItem> items) {
     op.e.key = it.key;
     if (!index_->Find(it.ns, it.key, &op.e.loc, /*mark_hit=*/true)) {
       Add(c_->misses);
-      it.status = Status::NotFound("not in the NVMe tier");
+      settle(i, Status::NotFound("not in the NVMe tier"));
       continue;
     }
     if (segs_[op.e.loc.segment]->generation.load() != op.e.loc.generation) {
       stale.push_back(op.e);  // its segment was reclaimed: swept here, lazily
       Add(c_->misses);
-      it.status = Status::NotFound("NVMe entry is stale (segment reclaimed)");
+      settle(i, Status::NotFound("NVMe entry is stale (segment reclaimed)"));
       continue;
     }
     if (it.dst == nullptr || it.dst_bytes < op.e.loc.payload_bytes) {
-      it.status = Status::InvalidArgument("NVMe read: buffer of " + std::to_string(it.dst_bytes) +
-                                          " bytes for a " + std::to_string(op.e.loc.payload_bytes) +
-                                          "-byte block");
+      settle(i, Status::InvalidArgument("NVMe read: buffer of " + std::to_string(it.dst_bytes) +
+                                        " bytes for a " + std::to_string(op.e.loc.payload_bytes) +
+                                        "-byte block"));
       continue;
     }
     op.dst = static_cast<uint8_t*>(it.dst);
     op.dst_bytes = it.dst_bytes;
+    op.item = i;
     ops.push_back(op);
-    op_item.push_back(i);
   }
   if (!stale.empty() && !opts_.read_only) {
     auto n = index_->EraseIfAt(stale);
     if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
   }
   size_t ok = 0;
+  // Each op's verdict becomes its item's status as soon as the op finished (see ItemDone).
+  auto settle_op = [&](ReadOp& op) {
+    op.settled = true;
+    NvmeReadItem& it = items[op.item];
+    it.status = SettleRead(op);
+    if (it.status.ok()) {
+      it.meta = op.meta;
+      ++ok;
+    }
+    if (done) done(op.item);
+  };
   if (!ops.empty()) {
     IoLease ctx(this);
-    ReadRecords(*ctx, ops);
+    ReadRecords(*ctx, ops, settle_op);
   }
-  for (size_t j = 0; j < ops.size(); ++j) {
-    ReadOp& op = ops[j];
-    NvmeReadItem& it = items[op_item[j]];
-    switch (op.verdict) {
-      case Verdict::kOk:
-        Add(c_->hits);
-        Add(c_->bytes_out, op.e.loc.payload_bytes);
-        it.status = Status::Ok();
-        it.meta = op.meta;
-        ++ok;
-        break;
-      case Verdict::kIoError:
-        Add(c_->io_errors);
-        // Whatever errno the device gave, a failed read is an I/O error (never "no space").
-        it.status =
-            op.status.code() == Code::kIoError ? op.status : Status::IoError(op.status.ToString());
-        break;
-      case Verdict::kCorrupt:
-        DropCorrupt(op.e, op.status);
-        Add(c_->misses);
-        it.status =
-            Status::NotFound("NVMe record failed verification, dropped: " + op.status.message());
-        break;
-      case Verdict::kStale:
-        if (!opts_.read_only) {
-          // Gone with its segment's old generation: sweep it (a no-op when a reclaim did).
-          auto n = index_->EraseIfAt({&op.e, 1});
-          if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
-        }
-        Add(c_->misses);
-        it.status = Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
-        break;
-    }
+  for (ReadOp& op : ops) {
+    if (!op.settled) settle_op(op);  // never submitted (no memory for its buffers, no file)
   }
   return ok;
+}
+
+// The status a finished op gives its caller, with the counters and index repairs it implies.
+Status NvmeTier::SettleRead(const ReadOp& op) {
+  switch (op.verdict) {
+    case Verdict::kOk:
+      Add(c_->hits);
+      Add(c_->bytes_out, op.e.loc.payload_bytes);
+      return Status::Ok();
+    case Verdict::kIoError:
+      Add(c_->io_errors);
+      // Whatever errno the device gave, a failed read is an I/O error (never "no space").
+      return op.status.code() == Code::kIoError ? op.status : Status::IoError(op.status.ToString());
+    case Verdict::kCorrupt:
+      DropCorrupt(op.e, op.status);
+      Add(c_->misses);
+      return Status::NotFound("NVMe record failed verification, dropped: " + op.status.message());
+    case Verdict::kStale:
+      if (!opts_.read_only) {
+        // Gone with its segment's old generation: sweep it (a no-op when a reclaim did).
+        auto n = index_->EraseIfAt({&op.e, 1});
+        if (n.ok() && *n > 0) Add(c_->stale_swept, *n);
+      }
+      Add(c_->misses);
+      return Status::NotFound("NVMe entry is stale (segment reclaimed during the read)");
+  }
+  return Status::Internal("NVMe read: unknown verdict");
 }
 
 Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_t dst_bytes,
@@ -114,7 +124,8 @@ Status NvmeTier::ReadRecord(IoContext& ctx, const NvmeEntry& e, void* dst, size_
   return op.status;
 }
 
-void NvmeTier::ReadRecords(IoContext& ctx, std::span<ReadOp> ops) {
+void NvmeTier::ReadRecords(IoContext& ctx, std::span<ReadOp> ops,
+                           const std::function<void(ReadOp&)>& finished) {
   // Plan: where each payload lands. A 4 KiB-aligned destination takes whole 4 KiB blocks
   // directly (O_DIRECT needs aligned buffer, offset and length); only a partial last block, when
   // the destination is not rounded up to 4 KiB, goes through the stage. Anything else (unaligned
@@ -180,7 +191,10 @@ void NvmeTier::ReadRecords(IoContext& ctx, std::span<ReadOp> ops) {
   if (ctx.reqs.empty()) return;
   Status ignored = ctx.io->Execute(ctx.reqs, [&](size_t r) {
     ReadOp& op = ops[req_op[r]];
-    if (--op.pending == 0) FinishRead(ctx, op);
+    if (--op.pending == 0) {
+      FinishRead(ctx, op);
+      if (finished) finished(op);
+    }
   });
   (void)ignored;  // each op's outcome is in its verdict
 }

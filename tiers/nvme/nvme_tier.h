@@ -154,7 +154,12 @@ class NvmeTier {
   // complete; short reads are resubmitted for the rest). Each item gets its own status; one bad
   // block never fails the others. Returns how many items are OK. Thread-safe; a batch larger
   // than the ring simply streams through it.
-  size_t ReadBatch(std::span<NvmeReadItem> items);
+  // `done(i)`, when given, is called once per item as soon as its status (and meta) is final, on
+  // the calling thread, from inside the batch: work on a finished block (the mover's promotion
+  // copy) overlaps the reads still in flight instead of following the whole batch. It must not
+  // call back into this tier's reads.
+  using ItemDone = std::function<void(size_t index)>;
+  size_t ReadBatch(std::span<NvmeReadItem> items, const ItemDone& done = nullptr);
 
   // Registers caller memory [base, base + bytes) with every I/O context's ring, so that reads
   // into (and writes from) it use READ_FIXED/WRITE_FIXED: no page pinning per I/O. Returns a
@@ -255,8 +260,11 @@ class NvmeTier {
   // Batched record reads (nvme_read.cc): plans, submits and verifies each op as its requests
   // complete. ReadOp is defined in nvme_internal.h.
   struct ReadOp;
-  void ReadRecords(IoContext& ctx, std::span<ReadOp> ops);
+  // `finished(op)` runs once for each op whose requests were submitted, right after FinishRead.
+  void ReadRecords(IoContext& ctx, std::span<ReadOp> ops,
+                   const std::function<void(ReadOp&)>& finished = nullptr);
   void FinishRead(IoContext& ctx, ReadOp& op);
+  Status SettleRead(const ReadOp& op);
   void RebuildRegistrationLocked();
   void PrepareContext(IoContext& ctx);
 
