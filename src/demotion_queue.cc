@@ -1,5 +1,6 @@
 #include "src/demotion_queue.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -15,6 +16,16 @@ DemotionQueue::DemotionQueue(const DemotionQueueOptions& o, NvmeTier* nvme, Filt
       filter_(std::move(filter)),
       on_written_(std::move(on_written)),
       on_left_(std::move(on_left)) {
+  // Reserved, not touched: pages are faulted in as slots are first used. Without it every block
+  // gets a buffer of its own (slower, same results).
+  auto r = AlignedBuffer::Allocate(std::max<uint64_t>(opts_.capacity_bytes, AlignedBuffer::kPage),
+                                   /*lock=*/false);
+  if (r.ok()) {
+    region_ = std::move(r).value();
+  } else {
+    KVT_LOG(kWarn, "demotion queue: no region of " + std::to_string(opts_.capacity_bytes) +
+                       " bytes (" + r.status().ToString() + "); buffers are mapped per block");
+  }
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -29,28 +40,48 @@ DemotionQueue::~DemotionQueue() {
 
 bool DemotionQueue::Enqueue(const SlotPin& victim, bool may_wait) {
   const BlockId id{victim.meta.ns, victim.meta.key};
-  std::unique_lock<std::mutex> l(mu_);
-  auto room = [&] {
-    return depth_ == 0 || (depth_ < opts_.capacity_blocks &&
-                           bytes_ + victim.meta.payload_bytes <= opts_.capacity_bytes);
-  };
-  if (!stop_ && !room() && may_wait) {
-    // A put's eviction: backpressure. The bound only keeps a wedged device from hanging puts.
-    ++put_waits_;
-    idle_cv_.wait_for(l, std::chrono::seconds(30), [&] { return stop_ || room(); });
+  const uint64_t n = victim.meta.payload_bytes;
+  const size_t size = AlignUp(n, AlignedBuffer::kPage);
+  uint8_t* slot = nullptr;
+  AlignedBuffer own;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    auto room = [&] {
+      return depth_ == 0 || (depth_ < opts_.capacity_blocks && bytes_ + n <= opts_.capacity_bytes);
+    };
+    if (!stop_ && !room() && may_wait) {
+      // A put's eviction: backpressure. The bound only keeps a wedged device from hanging puts.
+      ++put_waits_;
+      idle_cv_.wait_for(l, std::chrono::seconds(30), [&] { return stop_ || room(); });
+    }
+    if (stop_ || !room()) {
+      ++drops_;
+      return false;  // the host tier drops it, as an eviction without NVMe would
+    }
+    // The room is this block's from here on (counted before the copy, which runs unlocked).
+    ++depth_;
+    bytes_ += n;
+    if (depth_ > high_water_) high_water_ = depth_;
+    slot = TakeSlotLocked(size);
   }
-  if (stop_ || !room()) {
-    ++drops_;
-    return false;  // the host tier drops it, as an eviction without NVMe would
+  if (slot == nullptr) {
+    auto b = AlignedBuffer::Allocate(size, /*lock=*/false);
+    if (b.ok()) {
+      own = std::move(b).value();
+      slot = own.data();
+    }
   }
-  // The copy runs under the lock (a memcpy, no I/O): the room just checked stays ours.
-  auto buf = AlignedBuffer::Allocate(AlignUp(victim.meta.payload_bytes, AlignedBuffer::kPage),
-                                     /*lock=*/false);
-  if (!buf.ok()) {
+  if (slot != nullptr) std::memcpy(slot, victim.data, n);
+  std::lock_guard<std::mutex> l(mu_);
+  if (slot == nullptr || stop_) {  // out of memory, or the writer is gone
+    if (slot != nullptr && own.data() == nullptr) free_slots_[size].push_back(slot);
+    --depth_;
+    bytes_ -= n;
     ++drops_;
+    idle_cv_.notify_all();  // the room it held is free again
     return false;
   }
-  std::memcpy(buf->data(), victim.data, victim.meta.payload_bytes);
+  if (own.data() != nullptr) ++own_buffers_;
   if (auto old = pending_.find(id); old != pending_.end()) {
     // An older version of this block is still on its way: the newer one supersedes it (FIFO
     // order makes the newer write land last even when the older one is being written).
@@ -59,15 +90,36 @@ bool DemotionQueue::Enqueue(const SlotPin& victim, bool may_wait) {
   }
   auto it = std::make_shared<Item>();
   it->meta = victim.meta;
-  it->bytes = std::move(buf).value();
+  it->data = slot;
+  it->size = size;
+  it->own = std::move(own);
   pending_[id] = it;
   fifo_.push_back(std::move(it));
-  ++depth_;
   ++enqueued_;
-  bytes_ += victim.meta.payload_bytes;
-  if (depth_ > high_water_) high_water_ = depth_;
   work_cv_.notify_one();
   return true;
+}
+
+uint8_t* DemotionQueue::TakeSlotLocked(size_t size) {
+  auto p = free_slots_.find(size);
+  if (p != free_slots_.end() && !p->second.empty()) {
+    uint8_t* slot = p->second.back();
+    p->second.pop_back();
+    return slot;
+  }
+  if (region_.data() == nullptr || region_next_ + size > region_.size()) return nullptr;
+  uint8_t* slot = region_.data() + region_next_;
+  region_next_ += size;
+  return slot;
+}
+
+void DemotionQueue::ReleaseLocked(Item& it, std::vector<AlignedBuffer>* to_free) {
+  if (it.own.data() != nullptr) {
+    to_free->push_back(std::move(it.own));
+  } else if (it.data != nullptr) {
+    free_slots_[it.size].push_back(it.data);
+  }
+  it.data = nullptr;
 }
 
 bool DemotionQueue::HasRoom(uint64_t bytes) const {
@@ -107,7 +159,7 @@ void DemotionQueue::WriteBatch(std::vector<std::shared_ptr<Item>>& batch) {
     const Item& it = *batch[i];
     if (!it.writing || !filter_(it.meta)) continue;  // superseded, removed, not admitted
     admitted[i] = true;
-    items.push_back(NvmeWriteItem{it.meta, it.bytes.data()});
+    items.push_back(NvmeWriteItem{it.meta, it.data});
     which.push_back(i);
   }
   std::vector<Status> results;
@@ -138,6 +190,7 @@ void DemotionQueue::WriteBatch(std::vector<std::shared_ptr<Item>>& batch) {
   }
   // Removed (or dropped) while their write was in flight: their NVMe copy must not outlive that.
   for (size_t k = 0; k < remove_after.size(); ++k) (void)nvme_->Remove(remove_ns[k], remove_after[k]);
+  std::vector<AlignedBuffer> to_free;
   {
     std::lock_guard<std::mutex> l(mu_);
     ++batches_;
@@ -148,6 +201,8 @@ void DemotionQueue::WriteBatch(std::vector<std::shared_ptr<Item>>& batch) {
       bytes_ -= batch[i]->meta.payload_bytes;
       batch[i]->finished = true;
     }
+    // Out of the map since the first locked step above: nothing reads these bytes any more.
+    for (auto& it : batch) ReleaseLocked(*it, &to_free);
     for (size_t k = 0; k < items.size(); ++k) {
       if (results[k].ok()) {
         ++written_;
@@ -197,7 +252,7 @@ Status DemotionQueue::Read(uint64_t ns, const Hash128& key, void* dst, size_t ds
                                    " bytes for a block of " + std::to_string(b.meta.payload_bytes));
   }
   // Under the lock: items leave the map (and may be freed) only under it.
-  std::memcpy(dst, b.bytes.data(), dst_bytes);
+  std::memcpy(dst, b.data, dst_bytes);
   if (meta != nullptr) *meta = b.meta;
   return Status::Ok();
 }
@@ -260,6 +315,8 @@ void DemotionQueue::VisitCounters(const CounterVisitor& visit) const {
   visit("write_failures", failures_);
   visit("removed_in_flight", removed_in_flight_);
   visit("remove_waits", remove_waits_);
+  visit("region_bytes", region_.size());
+  visit("own_buffers", own_buffers_);
 }
 
 }  // namespace kvt

@@ -190,6 +190,51 @@ TEST_F(StoreMoverTest, GetNeverWaitsForAnNvmeWriteWithAFullDemotionQueue) {
   for (uint64_t i = 100; i < 116 + cap_blocks; ++i) ExpectExact(i);
 }
 
+// Queued evictions live in the queue's one region (huge pages, reserved once), its slots reused
+// as batches finish: many more evictions than the region has slots, none mapped on its own, every
+// block exact after the flush. A block larger than the whole region still goes down, in a buffer
+// of its own.
+TEST_F(StoreMoverTest, EvictionsReuseTheQueueRegionAndEveryBlockLands) {
+  OpenStore(nullptr);
+  auto q = Stats()["demotion_queue"];
+  const uint64_t region = q["region_bytes"].get<uint64_t>();
+  ASSERT_GE(region, q["capacity_bytes"].get<uint64_t>());
+  const uint64_t slots = region / bytes_;
+  ASSERT_GE(slots, 1u);
+  const uint64_t n = 16 + 8 * slots + 5;  // the host tier holds 16: the rest are evictions
+  for (uint64_t i = 0; i < n; ++i) Put(i);
+  ASSERT_TRUE(store_->Flush().ok());
+  q = Stats()["demotion_queue"];
+  EXPECT_GE(q["enqueued"].get<uint64_t>(), n - 16);
+  EXPECT_EQ(q["own_buffers"].get<uint64_t>(), 0u) << q.dump();
+  EXPECT_EQ(q["depth"].get<uint64_t>(), 0u);
+  for (uint64_t i = 0; i < n; ++i) ExpectExact(i);
+
+  // Blocks 4x the region: each eviction takes a buffer of its own.
+  NamespaceDesc big;
+  big.model = "mover-big@1";
+  big.kv_dtype = "fp16";
+  big.layers = 2;
+  big.kv_heads = 2;
+  big.head_dim = 64;
+  big.block_tokens = static_cast<uint32_t>(64 * 4 * std::max<uint64_t>(region / bytes_, 1));
+  auto ns = store_->OpenNamespace(big);
+  ASSERT_TRUE(ns.ok()) << ns.status().ToString();
+  const size_t big_bytes = (*store_->Namespace(*ns))->block_bytes;
+  ASSERT_GT(big_bytes, region);
+  for (uint64_t i = 0; i < 4; ++i) {
+    auto d = testing::PatternBytes(1000 + i, big_bytes);
+    ASSERT_TRUE(store_->Put(*ns, Key(1000 + i), Hash128{}, nullptr, d.data(), big_bytes).ok());
+  }
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_GE(Stats()["demotion_queue"]["own_buffers"].get<uint64_t>(), 1u);
+  std::vector<uint8_t> out(big_bytes);
+  for (uint64_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(store_->Get(*ns, Key(1000 + i), out.data(), big_bytes).ok()) << i;
+    EXPECT_EQ(out, testing::PatternBytes(1000 + i, big_bytes)) << i;
+  }
+}
+
 // A block removed while its demotion write is in flight is gone when Remove returns. The race
 // this pins: Remove found the block neither in the queue (taken by the writer) nor on NVMe (not
 // indexed yet) and returned; the write then indexed it, and gets found it until the writer
