@@ -88,6 +88,14 @@ Sample Done(double t0, uint64_t n, uint64_t block) {
   return s;
 }
 
+// How far a counter of kvt_stats_json (section.name) moved since the last call with `seen`.
+uint64_t CounterDelta(const Store& s, const char* section, const char* name, uint64_t* seen) {
+  const uint64_t now = nlohmann::json::parse(s.StatsJson())[section][name].get<uint64_t>();
+  const uint64_t moved = now - *seen;
+  *seen = now;
+  return moved;
+}
+
 }  // namespace
 
 NamespaceDesc BenchNamespace(uint64_t block, const char* model) {
@@ -198,31 +206,24 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
   }
   KVT_RETURN_IF_ERROR(f->store_r->Flush());  // the rest goes down too: every block is on NVMe
   KVT_RETURN_IF_ERROR(f->store_r->RegisterMemory(f->dst.region.data(), f->dst.region.size()));
-  KVT_ASSIGN_OR_RETURN(f->store_wt, OpenBenchStore(dir + "/store-wt", store_host, store_slab,
-                                                   NvmeBudget(nblocks * block, block, seg), seg,
-                                                   "write_through"));
-  KVT_ASSIGN_OR_RETURN(f->ns_wt, f->store_wt->OpenNamespace(BenchNamespace(block, "kvtier-bench")));
-  {
-    const uint64_t fill = NvmeBudget(nblocks * block, block, seg) / (block + 4096);
-    KVT_RETURN_IF_ERROR(ParallelFor(threads, fill, [&](int, uint64_t i) {
-      return f->store_wt->Put(f->ns_wt, Hash128{i + 1, ~0ull}, Hash128{}, nullptr,
-                              src.Block(i, block), block);
-    }));
-  }
+  // The put rows' stores start in the steady state: the NVMe budget filled once (untimed), so
+  // their log has wrapped and every timed put lands in a segment written before.
+  auto open_filled = [&](const char* name, uint64_t host_bytes, const char* policy,
+                         std::unique_ptr<Store>* out, uint64_t* ns) -> Status {
+    const uint64_t nvme_bytes = NvmeBudget(nblocks * block, block, seg);
+    KVT_ASSIGN_OR_RETURN(*out, OpenBenchStore(dir + "/" + name, host_bytes, store_slab,
+                                              nvme_bytes, seg, policy));
+    KVT_ASSIGN_OR_RETURN(*ns, (*out)->OpenNamespace(BenchNamespace(block, "kvtier-bench")));
+    Store* st = out->get();
+    return ParallelFor(threads, nvme_bytes / (block + 4096), [&](int, uint64_t i) {
+      return st->Put(*ns, Hash128{i + 1, ~0ull}, Hash128{}, nullptr, src.Block(i, block), block);
+    });
+  };
+  KVT_RETURN_IF_ERROR(open_filled("store-wt", store_host, "write_through", &f->store_wt, &f->ns_wt));
   // Write-back with a host tier of a whole round (its demotion queue, a quarter of that, holds
-  // full io_depth batches), filled first: every timed put evicts one block to the queue.
-  KVT_ASSIGN_OR_RETURN(f->store_wb, OpenBenchStore(dir + "/store-wb",
-                                                   round_up(nblocks * block, store_slab), store_slab,
-                                                   NvmeBudget(nblocks * block, block, seg), seg,
-                                                   "write_back"));
-  KVT_ASSIGN_OR_RETURN(f->ns_wb, f->store_wb->OpenNamespace(BenchNamespace(block, "kvtier-bench")));
-  {
-    const uint64_t fill = NvmeBudget(nblocks * block, block, seg) / (block + 4096);
-    KVT_RETURN_IF_ERROR(ParallelFor(threads, fill, [&](int, uint64_t i) {
-      return f->store_wb->Put(f->ns_wb, Hash128{i + 1, ~0ull}, Hash128{}, nullptr,
-                              src.Block(i, block), block);
-    }));
-  }
+  // full io_depth batches): every timed put evicts one block to the queue.
+  KVT_RETURN_IF_ERROR(open_filled("store-wb", round_up(nblocks * block, store_slab), "write_back",
+                                  &f->store_wb, &f->ns_wb));
 
   auto add = [&](std::string name, std::string limit, std::vector<std::string> baselines,
                  std::string note, std::function<StatusOr<Sample>()> run) {
@@ -353,11 +354,9 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
           return f->store_r->Get(f->ns_r, Hash128{f->order[i] + 1, 7}, f->dst[i], block);
         }));
         Sample s = Done(t0, nblocks, block);
-        auto st = nlohmann::json::parse(f->store_r->StatsJson());
-        const uint64_t promotions = st["store"]["promotions"].get<uint64_t>();
-        s.detail = std::to_string(promotions - f->promotions_seen) + " of " +
-                   std::to_string(nblocks) + " gets promoted from NVMe in the last round";
-        f->promotions_seen = promotions;
+        s.detail = std::to_string(CounterDelta(*f->store_r, "store", "promotions",
+                                               &f->promotions_seen)) +
+                   " of " + std::to_string(nblocks) + " gets promoted from NVMe in the last round";
         return s;
       });
   add("store_get_batch", "raw_rand_read", read_bl,
@@ -378,40 +377,31 @@ Status AddEngineTests(const Config& c, const Source& src, uint64_t block, const 
           n += f->prefix;
         }
         Sample s = Done(t0, n, block);
-        auto st = nlohmann::json::parse(f->store_r->StatsJson());
-        const uint64_t direct = st["engine"]["direct_reads"].get<uint64_t>();
-        s.detail = std::to_string(direct - f->direct_seen) + " of " + std::to_string(n) +
-                   " blocks read from NVMe straight into registered memory";
-        f->direct_seen = direct;
+        s.detail =
+            std::to_string(CounterDelta(*f->store_r, "engine", "direct_reads", &f->direct_seen)) +
+            " of " + std::to_string(n) + " blocks read from NVMe straight into registered memory";
         return s;
       });
+  // A round of puts of fresh blocks into `st`, `threads` callers.
+  auto put_round = [f, &src, block, nblocks, threads](Store* st, uint64_t ns) -> StatusOr<Sample> {
+    const uint64_t tag = ++f->round;
+    const double t0 = NowSeconds();
+    KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
+      return st->Put(ns, Hash128{i + 1, tag}, Hash128{}, nullptr, src.Block(i, block), block);
+    }));
+    return Done(t0, nblocks, block);
+  };
   add("store_put_write_through", "raw_seq_write", write_bl,
       "Store::Put, write_through: checksum + host copy + NvmeTier::Write, `threads` callers",
-      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
-        const uint64_t tag = ++f->round;
-        const double t0 = NowSeconds();
-        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
-          return f->store_wt->Put(f->ns_wt, Hash128{i + 1, tag}, Hash128{}, nullptr,
-                                  src.Block(i, block), block);
-        }));
-        return Done(t0, nblocks, block);
-      });
+      [f, put_round] { return put_round(f->store_wt.get(), f->ns_wt); });
   add("store_put_write_back", "raw_seq_write", write_bl,
       "Store::Put, write_back, full host tier: checksum + host copy, the evicted block queued and "
       "demoted in batches by the background writer, `threads` callers",
-      [f, &src, block, nblocks, threads]() -> StatusOr<Sample> {
-        const uint64_t tag = ++f->round;
-        const double t0 = NowSeconds();
-        KVT_RETURN_IF_ERROR(ParallelFor(threads, nblocks, [&](int, uint64_t i) {
-          return f->store_wb->Put(f->ns_wb, Hash128{i + 1, tag}, Hash128{}, nullptr,
-                                  src.Block(i, block), block);
-        }));
-        Sample s = Done(t0, nblocks, block);
-        auto st = nlohmann::json::parse(f->store_wb->StatsJson());
-        const uint64_t demoted = st["store"]["demotions"].get<uint64_t>();
-        s.detail = std::to_string(demoted - f->demotions_seen) + " of " + std::to_string(nblocks) +
-                   " blocks demoted to NVMe during the last round";
-        f->demotions_seen = demoted;
+      [f, put_round, nblocks]() -> StatusOr<Sample> {
+        KVT_ASSIGN_OR_RETURN(Sample s, put_round(f->store_wb.get(), f->ns_wb));
+        s.detail =
+            std::to_string(CounterDelta(*f->store_wb, "store", "demotions", &f->demotions_seen)) +
+            " of " + std::to_string(nblocks) + " blocks demoted to NVMe during the last round";
         return s;
       });
   set->fixtures.push_back(std::move(fx));
