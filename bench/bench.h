@@ -124,9 +124,9 @@ StatusOr<Source> MakeSource(uint64_t bytes);
 // times one into a huge page), as an engine fills its KV cache or a pool of host pages. Every read
 // row (raw loop, engine paths, baselines) reads into this kind of memory, never into a few
 // buffers that stay in the CPU cache: the disk here is served from the host's page cache, so a
-// read is a copy into guest memory, and a QD's worth of cache-resident buffers read 25-35% faster
-// than a destination the size of the round (docs/bench_results.md, "Read destinations"). That
-// is a cache effect no engine filling real memory gets, not the device's limit.
+// read is a copy into guest memory, and a QD's worth of cache-resident buffers read 15-35% faster
+// than a destination the size of the round (docs/bench_results.md, "Limits that move the engine's
+// bytes"). That is a cache effect no engine filling real memory gets, not the device's limit.
 struct BlockBuffers {
   AlignedBuffer region;
   uint64_t block = 0;

@@ -46,9 +46,7 @@ bool DemotionQueue::Enqueue(const SlotPin& victim, bool may_wait) {
   AlignedBuffer own;
   {
     std::unique_lock<std::mutex> l(mu_);
-    auto room = [&] {
-      return depth_ == 0 || (depth_ < opts_.capacity_blocks && bytes_ + n <= opts_.capacity_bytes);
-    };
+    auto room = [&] { return RoomLocked(n); };
     if (!stop_ && !room() && may_wait) {
       // A put's eviction: backpressure. The bound only keeps a wedged device from hanging puts.
       ++put_waits_;
@@ -91,7 +89,6 @@ bool DemotionQueue::Enqueue(const SlotPin& victim, bool may_wait) {
   auto it = std::make_shared<Item>();
   it->meta = victim.meta;
   it->data = slot;
-  it->size = size;
   it->own = std::move(own);
   pending_[id] = it;
   fifo_.push_back(std::move(it));
@@ -117,14 +114,18 @@ void DemotionQueue::ReleaseLocked(Item& it, std::vector<AlignedBuffer>* to_free)
   if (it.own.data() != nullptr) {
     to_free->push_back(std::move(it.own));
   } else if (it.data != nullptr) {
-    free_slots_[it.size].push_back(it.data);
+    free_slots_[AlignUp(it.meta.payload_bytes, AlignedBuffer::kPage)].push_back(it.data);
   }
   it.data = nullptr;
 }
 
+bool DemotionQueue::RoomLocked(uint64_t bytes) const {
+  return depth_ == 0 || (depth_ < opts_.capacity_blocks && bytes_ + bytes <= opts_.capacity_bytes);
+}
+
 bool DemotionQueue::HasRoom(uint64_t bytes) const {
   std::lock_guard<std::mutex> l(mu_);
-  return depth_ == 0 || (depth_ < opts_.capacity_blocks && bytes_ + bytes <= opts_.capacity_bytes);
+  return RoomLocked(bytes);
 }
 
 void DemotionQueue::EraseLocked(const std::shared_ptr<Item>& it) {
@@ -195,14 +196,14 @@ void DemotionQueue::WriteBatch(std::vector<std::shared_ptr<Item>>& batch) {
     std::lock_guard<std::mutex> l(mu_);
     ++batches_;
     removed_in_flight_ += remove_after.size();
-    for (size_t i = 0; i < batch.size(); ++i) {
+    for (const std::shared_ptr<Item>& it : batch) {
       --depth_;
       ++done_;
-      bytes_ -= batch[i]->meta.payload_bytes;
-      batch[i]->finished = true;
+      bytes_ -= it->meta.payload_bytes;
+      it->finished = true;
+      // Out of the map since the first locked step above: nothing reads its bytes any more.
+      ReleaseLocked(*it, &to_free);
     }
-    // Out of the map since the first locked step above: nothing reads these bytes any more.
-    for (auto& it : batch) ReleaseLocked(*it, &to_free);
     for (size_t k = 0; k < items.size(); ++k) {
       if (results[k].ok()) {
         ++written_;

@@ -2,17 +2,16 @@
 // host tier copies its victim into a page-aligned buffer of the queue (one memcpy, so the host
 // slot is free at once: a queued victim that kept its slot pinned would make the evicting call
 // evict again and again until the queue filled); a background writer drains the queue in
-// batches of up to io_depth blocks with NvmeTier::WriteBatch.
+// batches of up to io_depth blocks with NvmeTier::WriteBatch. So a put, get or prefetch that
+// evicts never waits for an NVMe write.
 //
-// Memory: one region of capacity_bytes on transparent huge pages, reserved at construction and
+// Memory, beside the host budget: one region of capacity_bytes on transparent huge pages, reserved at construction and
 // faulted in as used, carved into slots by size (a bump pointer, then a free list per size); a
 // block that finds no slot (a size the region has no room left for) gets a buffer of its own.
 // Measured on these machines (docs/bench_results.md, "Write-back demotion"): a buffer mapped per
 // eviction cost 0.3 ms of mmap, page faults and munmap per 256 KiB block under the queue's lock
 // (write-back puts at 0.2 GB/s), and O_DIRECT writes from 4 KiB pages run at a fraction of those
-// from huge pages (1.4 against 3.6 GB/s). The copy into the slot runs outside the lock. So a put, get or prefetch that
-// evicts never waits for an NVMe write. The queue's buffers are memory beside the host budget,
-// bounded by capacity_bytes.
+// from huge pages (1.4 against 3.6 GB/s). The copy into the slot runs outside the lock.
 //
 // Bounds: at most `capacity_blocks` blocks and `capacity_bytes` bytes (but always one block) wait
 // or are being written. A full queue (docs/decisions.md): an eviction made by a put waits for room
@@ -94,8 +93,8 @@ class DemotionQueue final : public StorageTier {
  private:
   struct Item {
     BlockMeta meta;
-    uint8_t* data = nullptr;  // the copy: a slot of the region, or own.data()
-    size_t size = 0;          // the slot's size (payload rounded up to 4 KiB)
+    uint8_t* data = nullptr;  // the copy: a slot of the region (payload rounded up to 4 KiB),
+                              // or own.data()
     AlignedBuffer own;        // only when the region had no slot
     bool writing = false;
     bool removed = false;  // removed while being written: remove from NVMe once it lands
@@ -110,6 +109,9 @@ class DemotionQueue final : public StorageTier {
   void EraseLocked(const std::shared_ptr<Item>& it);
   // Waits until the batch writing `it` (if any) is done. REQUIRES: l holds mu_.
   void WaitFinished(std::unique_lock<std::mutex>& l, const std::shared_ptr<Item>& it);
+  // Whether a block of `bytes` fits the bounds now (always, when the queue is empty).
+  // REQUIRES: mu_ held.
+  bool RoomLocked(uint64_t bytes) const;
   // A slot of the region of `size` bytes, or nullptr when it has none. REQUIRES: mu_ held.
   uint8_t* TakeSlotLocked(size_t size);
   // Gives a finished item's memory back: its slot to the free list, or its own buffer to
